@@ -189,7 +189,7 @@ BEGIN
      WHERE (d.unit_code, d.element, d.period, d.disagg) = (p_unit, p_element, p_period, coalesce(p_disagg, ''));
     v := coalesce(v, lt.next_version(0));
     INSERT INTO lt.data_value AS d (unit_code, element, period, disagg, value, version, changed_at)
-    VALUES (p_unit, p_element, p_period, coalesce(p_disagg, ''), p_value, v, date_trunc('milliseconds', clock_timestamp()))
+    VALUES (p_unit, p_element, p_period, coalesce(p_disagg, ''), trim_scale(p_value), v, date_trunc('milliseconds', clock_timestamp()))
     ON CONFLICT (unit_code, element, period, disagg) DO UPDATE
        SET value = EXCLUDED.value, version = EXCLUDED.version,
            changed_at = EXCLUDED.changed_at, received_at = now(), via = 'local';

@@ -1,0 +1,70 @@
+/*
+ * daemon.h — what the parts of lienthongd share: the loop, the configuration, the
+ * ZeroMQ context and the counters. Each link direction is its own module
+ * (upstream.c towards the parent, downstream.c for the children); main.c wires them
+ * to signals and timers. Nothing here keeps data: the database does.
+ */
+#ifndef LT_DAEMON_H
+#define LT_DAEMON_H
+
+#include <stdint.h>
+#include <uv.h>
+
+#include "config.h"
+
+/* Counters: one struct, logged by the periodic "stats:" line and served on /metrics. */
+typedef struct {
+    /* upstream (this node as a child) */
+    uint64_t up_batches_sent, up_records_sent, up_bytes_sent, up_acks, up_rejected,
+        up_resumes, up_timeouts, up_hellos, up_send_blocked, up_rewinds, up_bad_messages;
+    uint64_t up_acked_seq, up_outbox_rows; /* gauges */
+    int64_t up_oldest_unacked_ms;          /* gauge: age of the oldest unacked row, -1 none */
+    int up_connected;                      /* gauge */
+    /* downstream (this node as a parent) */
+    uint64_t down_batches, down_records_applied, down_records_rejected, down_duplicates,
+        down_gaps, down_bad_messages, down_refused_hellos, down_dropped_busy, down_db_errors,
+        down_bisections, down_quarantined, down_bytes_received;
+    uint64_t down_sessions, down_queue_bytes; /* gauges */
+    uint64_t apply_ns_total;                  /* time spent in batch applies */
+} lt_stats_t;
+
+typedef struct upstream upstream_t;
+typedef struct downstream downstream_t;
+
+typedef struct {
+    uv_loop_t *loop;
+    lt_config_t *cfg;
+    void *zctx;
+    lt_stats_t stats;
+    const char *software; /* "lienthongd/VERSION" */
+} lt_daemon_t;
+
+#define LT_SOFTWARE "lienthongd/0.1"
+
+/* Session-level error codes carried in ERROR messages (schemas/protocol.md). */
+#ifndef LT_WIRE_ENO_SESSION
+#define LT_WIRE_ENO_SESSION 9 /* no session for this connection: say HELLO */
+#define LT_WIRE_EBUSY 10      /* apply queue full: send again later */
+#define LT_WIRE_EUNAVAILABLE 11 /* the node's database is unavailable: retry */
+#endif
+
+/* Both modules: _new returns NULL on failure (logged); _stop begins a graceful
+   shutdown and calls done(arg) once every handle is closed; _reload applies
+   reloadable settings. */
+upstream_t *upstream_new(lt_daemon_t *d);
+void upstream_stop(upstream_t *u, void (*done)(void *arg), void *arg);
+void upstream_stats_tick(upstream_t *u);
+
+downstream_t *downstream_new(lt_daemon_t *d);
+void downstream_stop(downstream_t *s, void (*done)(void *arg), void *arg);
+void downstream_stats_tick(downstream_t *s);
+
+/* Socket options shared by both sides (net.c): limits, heartbeats, reconnect
+   back-off, linger, and CURVE when configured. 0 or -1 (logged). */
+int net_setup_socket(lt_daemon_t *d, void *sock, int type);
+
+/* Wall-clock milliseconds since the epoch, and monotonic milliseconds. */
+uint64_t lt_now_ms(void);
+uint64_t lt_mono_ms(void);
+
+#endif

@@ -1,0 +1,628 @@
+/*
+ * upstream.c — this node as a child: streams its outbox to the parent over a
+ * DEALER and forgets rows only once the parent has acknowledged them.
+ *
+ *   HELLO ──> WELCOME(resume_after) ──> BATCH(prev, last) ... <── ACK(applied_upto)
+ *
+ * Invariants:
+ *  - Rows live in lt.outbox (on disk) until an ACK covers them; the daemon holds at
+ *    most sync.max_inflight batch bounds in memory, never the rows (bounded memory
+ *    whatever the backlog).
+ *  - Every batch names the seq it follows (prev); the parent applies it only when
+ *    prev is at or below what it has applied, so a lost batch is noticed (RESUME),
+ *    never skipped.
+ *  - Any doubt (timeout, ERROR, reconnect, database loss) goes back to HELLO, and the
+ *    parent's WELCOME decides where to resume: it knows what it committed.
+ *  - The parent ahead of anything this node issued means this database was restored
+ *    from a backup: the sequence is moved past the parent's and everything is re-sent.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <msgpack.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zmq.h>
+
+#include "daemon.h"
+#include "log.h"
+#include "pgconn.h"
+#include "wire.h"
+#include "zsock.h"
+
+#define MAX_INFLIGHT 64
+#define RECV_BURST 64
+#define TICK_MS 100
+
+typedef enum { UP_WAIT_DB, UP_HELLO, UP_WAIT_WELCOME, UP_REWINDING, UP_STREAMING } up_state_t;
+
+static const char *const state_names[] = {"waiting-for-database", "connecting", "hello-sent",
+                                          "resyncing", "streaming"};
+
+typedef struct {
+    uint64_t prev, last, sent_mono;
+} inflight_t;
+
+struct upstream {
+    lt_daemon_t *d;
+    pgconn_t *db;
+    zsock_t *zs;
+    uv_timer_t timer;
+    up_state_t state;
+    int reading, dirty, db_up, hello_info_pending;
+    uint64_t read_after; /* the position the running outbox read started from */
+    uint64_t local_high, local_acked; /* from the database at connect */
+    uint64_t acked, sent_upto;
+    inflight_t inflight[MAX_INFLIGHT];
+    int n_inflight;
+    uint64_t last_hello_mono, last_rx_mono, last_ping_mono, hello_backoff_ms;
+    char parent_unit[8];
+    char last_error[256];
+    lt_batch_writer_t *bw;
+    int stopping;
+    void (*done)(void *);
+    void *done_arg;
+};
+
+static void pump(upstream_t *u);
+
+static void set_state(upstream_t *u, up_state_t st, const char *why)
+{
+    if (u->state == st)
+        return;
+    if (st == UP_STREAMING || u->state == UP_STREAMING || st == UP_REWINDING)
+        log_info("upstream: %s -> %s%s%s", state_names[u->state], state_names[st], why ? ": " : "",
+                 why ? why : "");
+    else
+        log_debug("upstream: %s -> %s%s%s", state_names[u->state], state_names[st], why ? ": " : "",
+                  why ? why : "");
+    u->state = st;
+    u->d->stats.up_connected = st == UP_STREAMING;
+    if (st != UP_STREAMING)
+        u->n_inflight = 0;
+}
+
+/* Back to HELLO after a doubt; the next hello waits hello_backoff_ms (doubling). */
+static void rehello(upstream_t *u, const char *why)
+{
+    snprintf(u->last_error, sizeof(u->last_error), "%s", why);
+    set_state(u, u->db_up ? UP_HELLO : UP_WAIT_DB, why);
+    u->last_hello_mono = lt_mono_ms();
+    uint64_t max = (uint64_t)u->d->cfg->reconnect_max_ms;
+    u->hello_backoff_ms = u->hello_backoff_ms ? u->hello_backoff_ms * 2 : (uint64_t)u->d->cfg->reconnect_min_ms;
+    if (u->hello_backoff_ms > max)
+        u->hello_backoff_ms = max;
+    /* jitter: up to a quarter more, so many communes do not retry in step */
+    u->hello_backoff_ms += (uint64_t)rand() % (u->hello_backoff_ms / 4 + 1);
+}
+
+static int send_frame(upstream_t *u, const msgpack_sbuffer *sb)
+{
+    if (!u->zs)
+        return -1;
+    if (zmq_send(zsock_handle(u->zs), sb->data, sb->size, ZMQ_DONTWAIT) < 0) {
+        if (errno == EAGAIN)
+            u->d->stats.up_send_blocked++;
+        else
+            log_warn("upstream: send failed: %s", zmq_strerror(errno));
+        zsock_kick(u->zs);
+        return -1;
+    }
+    zsock_kick(u->zs);
+    return 0;
+}
+
+/* ------------------------------------------------------------ database callbacks */
+
+static void on_acked(pgconn_t *c, PGresult *res, void *arg)
+{
+    upstream_t *u = arg;
+    if (res && PQresultStatus(res) == PGRES_TUPLES_OK)
+        u->d->stats.up_outbox_rows = strtoull(PQgetvalue(res, 0, 0), NULL, 10);
+    else if (res)
+        log_warn("upstream: could not record the ack: %s", PQresultErrorMessage(res));
+}
+
+static void record_ack(upstream_t *u, uint64_t seq)
+{
+    char p_seq[24];
+    snprintf(p_seq, sizeof(p_seq), "%" PRIu64, seq);
+    const char *p[2] = {p_seq, u->parent_unit[0] ? u->parent_unit : NULL};
+    if (pgconn_query(u->db, "SELECT lt.upstream_acked($1::bigint, $2)", 2, p, on_acked, u) != 0)
+        log_debug("upstream: ack not recorded (database down); the next WELCOME repeats it");
+}
+
+static void on_hello_info(pgconn_t *c, PGresult *res, void *arg)
+{
+    upstream_t *u = arg;
+    u->hello_info_pending = 0;
+    if (!res || PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
+        if (res)
+            log_error("upstream: cannot read the outbox position: %s", PQresultErrorMessage(res));
+        return;
+    }
+    u->local_high = strtoull(PQgetvalue(res, 0, 0), NULL, 10);
+    u->local_acked = strtoull(PQgetvalue(res, 0, 1), NULL, 10);
+
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    if (lt_wire_encode_hello(&sb, u->d->cfg->unit, u->d->software, u->local_high, lt_now_ms()) == 0 &&
+        send_frame(u, &sb) == 0) {
+        u->d->stats.up_hellos++;
+        set_state(u, UP_WAIT_WELCOME, NULL);
+    }
+    u->last_hello_mono = lt_mono_ms();
+    msgpack_sbuffer_destroy(&sb);
+}
+
+static void send_hello(upstream_t *u)
+{
+    if (u->hello_info_pending)
+        return;
+    u->hello_info_pending = 1;
+    u->last_hello_mono = lt_mono_ms();
+    if (pgconn_query(u->db, "SELECT lt.outbox_high(), acked_seq FROM lt.upstream", 0, NULL,
+                     on_hello_info, u) != 0)
+        u->hello_info_pending = 0;
+}
+
+static void on_rewound(pgconn_t *c, PGresult *res, void *arg)
+{
+    upstream_t *u = arg;
+    if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
+        if (res)
+            log_error("upstream: resync failed: %s", PQresultErrorMessage(res));
+        rehello(u, "resync failed");
+        return;
+    }
+    log_warn("upstream: resync queued %s rows for the parent", PQgetvalue(res, 0, 0));
+    /* the parent's position is unchanged; stream the re-queued rows after it */
+    set_state(u, UP_STREAMING, "resync queued");
+    u->dirty = 1;
+    pump(u);
+}
+
+/* Fill one record from a row of lt.outbox_read(). Returns 0, or -1 (logged) when
+   the database holds something the wire cannot carry. */
+static int row_to_record(PGresult *r, int i, lt_record_t *rec)
+{
+    char err[200];
+#define COL(n) PQgetvalue(r, i, n)
+#define NUL(n) PQgetisnull(r, i, n)
+#define MS(n) (NUL(n) ? (int64_t)-1 : strtoll(COL(n), NULL, 10))
+    memset(rec, 0, sizeof(*rec));
+    rec->seq = strtoull(COL(0), NULL, 10);
+    rec->kind = (lt_rec_kind_t)atoi(COL(1));
+    if (NUL(2)) {
+        log_error("upstream: outbox seq %" PRIu64 " points at a row that does not exist", rec->seq);
+        return -1;
+    }
+    if (rec->kind == LT_REC_VALUE) {
+        lt_value_rec_t *v = &rec->u.v;
+        snprintf(v->unit, sizeof(v->unit), "%s", COL(2));
+        snprintf(v->element, sizeof(v->element), "%s", COL(3));
+        snprintf(v->period, sizeof(v->period), "%s", COL(4));
+        snprintf(v->disagg, sizeof(v->disagg), "%s", COL(5));
+        v->has_value = !NUL(6);
+        v->value = v->has_value ? strtod(COL(6), NULL) : 0;
+        v->version = strtoull(COL(7), NULL, 10);
+        v->changed_at_ms = strtoull(COL(8), NULL, 10);
+        if (lt_wire_check_value(v, err, sizeof(err)) != 0)
+            goto bad;
+    } else {
+        lt_case_rec_t *c = &rec->u.c;
+        snprintf(c->unit, sizeof(c->unit), "%s", COL(2));
+        c->version = strtoull(COL(7), NULL, 10);
+        c->changed_at_ms = strtoull(COL(8), NULL, 10);
+        snprintf(c->case_id, sizeof(c->case_id), "%s", COL(9));
+        c->deleted = COL(10)[0] == 't';
+        c->sex = COL(11)[0];
+        snprintf(c->birth_ym, sizeof(c->birth_ym), "%s", NUL(12) ? "" : COL(12));
+        c->ethnicity = NUL(13) ? 0 : atoi(COL(13));
+        snprintf(c->village, sizeof(c->village), "%s", NUL(14) ? "" : COL(14));
+        c->categories = (uint32_t)strtoul(COL(15), NULL, 10);
+        snprintf(c->status, sizeof(c->status), "%s", COL(16));
+        c->notified_at = MS(17);
+        c->assessed_at = MS(18);
+        c->emergency_at = MS(19);
+        c->plan_drafted_at = MS(20);
+        c->plan_approved_at = MS(21);
+        c->reviewed_at = MS(22);
+        c->closed_at = MS(23);
+        c->services = (uint32_t)strtoul(COL(24), NULL, 10);
+        if (lt_wire_check_case(c, err, sizeof(err)) != 0)
+            goto bad;
+    }
+    return 0;
+bad:
+    log_error("upstream: outbox seq %" PRIu64 " cannot be sent (%s); it stays in this node's database "
+              "and is skipped on the link",
+              rec->seq, err);
+    return -1;
+#undef COL
+#undef NUL
+#undef MS
+}
+
+static void on_read(pgconn_t *c, PGresult *res, void *arg)
+{
+    upstream_t *u = arg;
+    uint64_t after = u->sent_upto;
+    int n, used = 0;
+
+    u->reading = 0;
+    if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
+        if (res)
+            log_error("upstream: outbox read failed: %s", PQresultErrorMessage(res));
+        return;
+    }
+    if (u->state != UP_STREAMING)
+        return;
+    /* The position moved while we read (RESUME, ACK past it): read again from there. */
+    if (u->read_after != after) {
+        u->dirty = 1;
+        pump(u);
+        return;
+    }
+    n = PQntuples(res);
+    if (n == 0)
+        return;
+    lt_batch_begin(u->bw, after);
+    uint64_t last = after;
+    size_t cap = (size_t)u->d->cfg->batch_bytes;
+    for (int i = 0; i < n; i++) {
+        lt_record_t rec;
+        if (lt_batch_count(u->bw) > 0 && lt_batch_size(u->bw) + 1024 > cap)
+            break;
+        used++;
+        if (row_to_record(res, i, &rec) != 0) {
+            u->d->stats.up_bad_messages++;
+            last = strtoull(PQgetvalue(res, i, 0), NULL, 10);
+            continue;
+        }
+        int rc = rec.kind == LT_REC_VALUE ? lt_batch_add_value(u->bw, rec.seq, &rec.u.v)
+                                          : lt_batch_add_case(u->bw, rec.seq, &rec.u.c);
+        if (rc != 0) {
+            log_error("upstream: cannot encode seq %" PRIu64, rec.seq);
+            u->d->stats.up_bad_messages++;
+        }
+        last = rec.seq;
+    }
+    if (lt_batch_count(u->bw) == 0) {
+        /* Nothing sendable (logged above): the database holds rows its own
+           constraints should have refused. Stop here and say so in the status. */
+        snprintf(u->last_error, sizeof(u->last_error), "outbox seq %" PRIu64 " cannot be sent", last);
+        return;
+    }
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    if (lt_batch_finish(u->bw, &sb, last) == 0 && send_frame(u, &sb) == 0) {
+        inflight_t *f = &u->inflight[u->n_inflight++];
+        f->prev = after;
+        f->last = last;
+        f->sent_mono = lt_mono_ms();
+        u->sent_upto = last;
+        u->d->stats.up_batches_sent++;
+        u->d->stats.up_records_sent += lt_batch_count(u->bw);
+        u->d->stats.up_bytes_sent += sb.size;
+        log_debug("upstream: sent (%" PRIu64 ", %" PRIu64 "]: %u records, %zu bytes", after, last,
+                  lt_batch_count(u->bw), sb.size);
+        if (used < n || n == u->d->cfg->batch_rows)
+            u->dirty = 1; /* more waiting */
+    } else {
+        u->dirty = 1; /* blocked: try again on the next tick */
+    }
+    msgpack_sbuffer_destroy(&sb);
+    if (u->dirty && u->n_inflight < u->d->cfg->max_inflight && u->n_inflight < MAX_INFLIGHT)
+        pump(u);
+}
+
+static void pump(upstream_t *u)
+{
+    char p_after[24], p_limit[16];
+    if (u->state != UP_STREAMING || !u->db_up || u->reading || !u->dirty || u->stopping)
+        return;
+    if (u->n_inflight >= u->d->cfg->max_inflight || u->n_inflight >= MAX_INFLIGHT)
+        return;
+    snprintf(p_after, sizeof(p_after), "%" PRIu64, u->sent_upto);
+    snprintf(p_limit, sizeof(p_limit), "%d", u->d->cfg->batch_rows);
+    const char *p[2] = {p_after, p_limit};
+    u->dirty = 0;
+    u->read_after = u->sent_upto;
+    if (pgconn_query(u->db, "SELECT * FROM lt.outbox_read($1::bigint, $2::int)", 2, p, on_read, u) == 0)
+        u->reading = 1;
+    else
+        u->dirty = 1;
+}
+
+static void on_db_state(pgconn_t *c, int up, void *arg)
+{
+    upstream_t *u = arg;
+    u->db_up = up;
+    u->reading = 0;
+    u->hello_info_pending = 0;
+    if (up) {
+        set_state(u, UP_HELLO, "database up");
+        u->last_hello_mono = 0;
+        u->hello_backoff_ms = 0;
+    } else {
+        set_state(u, UP_WAIT_DB, pgconn_error(c));
+    }
+}
+
+static void on_notify(pgconn_t *c, const char *channel, const char *payload, void *arg)
+{
+    upstream_t *u = arg;
+    u->dirty = 1;
+    pump(u);
+}
+
+/* ------------------------------------------------------------ messages from the parent */
+
+static void handle(upstream_t *u, const void *data, size_t len)
+{
+    lt_msg_t msg;
+    char err[256];
+    int code = 0;
+    lt_stats_t *st = &u->d->stats;
+
+    if (lt_wire_decode(data, len, &msg, err, sizeof(err), &code) != 0) {
+        st->up_bad_messages++;
+        log_warn("upstream: bad message from the parent (%s): %s", lt_wire_error_name(code), err);
+        return;
+    }
+    u->last_rx_mono = lt_mono_ms();
+    switch (msg.type) {
+    case LT_MSG_WELCOME: {
+        uint64_t resume = msg.u.welcome.resume_after;
+        if (u->state != UP_WAIT_WELCOME)
+            break;
+        snprintf(u->parent_unit, sizeof(u->parent_unit), "%s", msg.u.welcome.unit);
+        u->hello_backoff_ms = 0;
+        if (resume > u->local_high || resume < u->local_acked) {
+            /* resume > issued: this database was restored from an older backup.
+               resume < acknowledged: the parent lost rows it had confirmed.
+               Either way: re-send every row after the parent's position. */
+            st->up_rewinds++;
+            log_error("upstream: parent %s has applied up to seq %" PRIu64 ", but this node issued up to %"
+                      PRIu64 " and saw acknowledgements up to %" PRIu64 ": %s; re-sending every row",
+                      u->parent_unit, resume, u->local_high, u->local_acked,
+                      resume > u->local_high ? "this database was restored from an older backup"
+                                             : "the parent lost acknowledged rows");
+            set_state(u, UP_REWINDING, "positions disagree");
+            char p_seq[24];
+            snprintf(p_seq, sizeof(p_seq), "%" PRIu64, resume);
+            const char *p[1] = {p_seq};
+            u->acked = u->sent_upto = resume;
+            if (pgconn_query(u->db, "SELECT lt.upstream_rewound($1::bigint)", 1, p, on_rewound, u) != 0)
+                rehello(u, "database down");
+            break;
+        }
+        u->acked = u->sent_upto = resume;
+        u->last_error[0] = '\0';
+        record_ack(u, resume);
+        set_state(u, UP_STREAMING, NULL);
+        log_info("upstream: parent %s resumes after seq %" PRIu64 " (%" PRIu64 " issued here)",
+                 u->parent_unit, resume, u->local_high);
+        u->dirty = 1;
+        pump(u);
+        break;
+    }
+    case LT_MSG_ACK: {
+        uint64_t upto = msg.u.ack.applied_upto;
+        st->up_acks++;
+        for (uint32_t i = 0; i < msg.u.ack.n_rejects; i++) {
+            st->up_rejected++;
+            log_warn("upstream: parent refused seq %" PRIu64 " (%s): %s", msg.u.ack.rejects[i].seq,
+                     lt_wire_error_name(msg.u.ack.rejects[i].code), msg.u.ack.rejects[i].reason);
+        }
+        if (u->state != UP_STREAMING || upto <= u->acked)
+            break;
+        u->acked = upto;
+        int k = 0;
+        while (k < u->n_inflight && u->inflight[k].last <= upto)
+            k++;
+        memmove(u->inflight, u->inflight + k, (size_t)(u->n_inflight - k) * sizeof(inflight_t));
+        u->n_inflight -= k;
+        if (u->sent_upto < upto)
+            u->sent_upto = upto;
+        st->up_acked_seq = upto;
+        record_ack(u, upto);
+        u->dirty = 1;
+        pump(u);
+        break;
+    }
+    case LT_MSG_RESUME:
+        st->up_resumes++;
+        if (u->state != UP_STREAMING)
+            break;
+        log_info("upstream: parent asks to resume after seq %" PRIu64 " (%s)", msg.u.resume.resume_after,
+                 msg.u.resume.reason);
+        u->n_inflight = 0;
+        u->sent_upto = msg.u.resume.resume_after;
+        if (u->acked > u->sent_upto)
+            u->acked = u->sent_upto;
+        u->dirty = 1;
+        pump(u);
+        break;
+    case LT_MSG_ERROR: {
+        char why[300];
+        snprintf(why, sizeof(why), "parent error %u (%s): %s", msg.u.error.code,
+                 lt_wire_error_name(msg.u.error.code), msg.u.error.message);
+        if (msg.u.error.code == LT_WIRE_EBUSY)
+            log_info("upstream: %s", why);
+        else
+            log_warn("upstream: %s", why);
+        rehello(u, why);
+        break;
+    }
+    case LT_MSG_PONG:
+        break;
+    default:
+        st->up_bad_messages++;
+        log_warn("upstream: unexpected message type %d from the parent", (int)msg.type);
+        break;
+    }
+    lt_msg_clear(&msg);
+}
+
+static void on_zmq(zsock_t *zs, int events, void *arg)
+{
+    upstream_t *u = arg;
+    zmq_msg_t m;
+
+    if (!(events & ZMQ_POLLIN))
+        return;
+    for (int i = 0; i < RECV_BURST; i++) {
+        int n = zsock_recv_parts(zsock_handle(zs), &m, 1);
+        if (n == 0)
+            break;
+        if (n < 0) {
+            u->d->stats.up_bad_messages++;
+            log_warn("upstream: multi-frame message from the parent dropped");
+            continue;
+        }
+        handle(u, zmq_msg_data(&m), zmq_msg_size(&m));
+        zmq_msg_close(&m);
+    }
+}
+
+/* ------------------------------------------------------------ timer */
+
+static void on_tick(uv_timer_t *t)
+{
+    upstream_t *u = t->data;
+    const lt_config_t *cfg = u->d->cfg;
+    uint64_t now = lt_mono_ms();
+
+    switch (u->state) {
+    case UP_WAIT_DB:
+    case UP_REWINDING:
+        break;
+    case UP_HELLO:
+        if (now - u->last_hello_mono >= u->hello_backoff_ms)
+            send_hello(u);
+        break;
+    case UP_WAIT_WELCOME:
+        if (now - u->last_hello_mono >= (uint64_t)cfg->heartbeat_timeout_ms)
+            rehello(u, "no answer to HELLO");
+        break;
+    case UP_STREAMING:
+        if (u->n_inflight && now - u->inflight[0].sent_mono >= (uint64_t)cfg->ack_timeout_ms) {
+            u->d->stats.up_timeouts++;
+            rehello(u, "no acknowledgement in time");
+            break;
+        }
+        if (now - u->last_rx_mono >= (uint64_t)cfg->heartbeat_timeout_ms) {
+            rehello(u, "parent silent");
+            break;
+        }
+        if (now - u->last_ping_mono >= (uint64_t)cfg->heartbeat_ivl_ms) {
+            msgpack_sbuffer sb;
+            msgpack_sbuffer_init(&sb);
+            if (lt_wire_encode_ping(&sb, LT_MSG_PING, lt_now_ms()) == 0)
+                (void)send_frame(u, &sb);
+            msgpack_sbuffer_destroy(&sb);
+            u->last_ping_mono = now;
+        }
+        if (!u->dirty && now % (uint64_t)cfg->rescan_ms < TICK_MS)
+            u->dirty = 1; /* periodic rescan, in case a notification was missed */
+        pump(u);
+        break;
+    }
+}
+
+static void on_state_written(pgconn_t *c, PGresult *res, void *arg)
+{
+    (void)c;
+    (void)arg;
+    if (res && PQresultStatus(res) != PGRES_TUPLES_OK)
+        log_warn("upstream: link state write failed: %s", PQresultErrorMessage(res));
+}
+
+static void on_depth(pgconn_t *c, PGresult *res, void *arg)
+{
+    upstream_t *u = arg;
+    if (res && PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1) {
+        u->d->stats.up_outbox_rows = strtoull(PQgetvalue(res, 0, 0), NULL, 10);
+        u->d->stats.up_oldest_unacked_ms = PQgetisnull(res, 0, 1) ? -1 : strtoll(PQgetvalue(res, 0, 1), NULL, 10);
+    }
+}
+
+void upstream_stats_tick(upstream_t *u)
+{
+    const char *p[2] = {state_names[u->state], u->last_error[0] ? u->last_error : NULL};
+    if (!pgconn_is_up(u->db))
+        return;
+    if (pgconn_query(u->db, "SELECT lt.upstream_state($1, $2)", 2, p, on_state_written, u) != 0 ||
+        pgconn_query(u->db,
+                     "SELECT count(*), (extract(epoch FROM now() - min(queued_at)) * 1000)::bigint FROM lt.outbox",
+                     0, NULL, on_depth, u) != 0)
+        log_debug("upstream: link state not written (database down)");
+}
+
+/* ------------------------------------------------------------ lifecycle */
+
+upstream_t *upstream_new(lt_daemon_t *d)
+{
+    upstream_t *u = calloc(1, sizeof(*u));
+    void *sock = NULL;
+
+    if (!u)
+        return NULL;
+    u->d = d;
+    u->state = UP_WAIT_DB;
+    u->d->stats.up_oldest_unacked_ms = -1;
+    if (!(u->bw = lt_batch_new()))
+        goto fail;
+    u->db = pgconn_new(d->loop, d->cfg->database, on_db_state, on_notify, u);
+    if (!u->db || pgconn_set_init_sql(u->db, "SET application_name = 'lienthongd upstream'; LISTEN lt_outbox") != 0)
+        goto fail;
+    pgconn_set_backoff(u->db, (unsigned)d->cfg->reconnect_min_ms, (unsigned)d->cfg->reconnect_max_ms);
+    if (!(sock = zmq_socket(d->zctx, ZMQ_DEALER)) || net_setup_socket(d, sock, ZMQ_DEALER) != 0)
+        goto fail;
+    if (zmq_connect(sock, d->cfg->parent_endpoint) != 0) {
+        log_error("cannot connect to the parent at %s: %s", d->cfg->parent_endpoint, zmq_strerror(errno));
+        goto fail;
+    }
+    if (!(u->zs = zsock_new(d->loop, sock, on_zmq, u)))
+        goto fail;
+    sock = NULL;
+    uv_timer_init(d->loop, &u->timer);
+    u->timer.data = u;
+    uv_timer_start(&u->timer, on_tick, TICK_MS, TICK_MS);
+    if (pgconn_start(u->db) != 0)
+        goto fail;
+    log_info("parent at %s", d->cfg->parent_endpoint);
+    return u;
+fail:
+    if (sock)
+        zmq_close(sock);
+    zsock_destroy(&u->zs);
+    pgconn_destroy(&u->db);
+    lt_batch_destroy(&u->bw);
+    free(u);
+    return NULL;
+}
+
+static void on_timer_closed(uv_handle_t *h)
+{
+    upstream_t *u = h->data;
+    void (*done)(void *) = u->done;
+    void *arg = u->done_arg;
+    lt_batch_destroy(&u->bw);
+    free(u);
+    if (done)
+        done(arg);
+}
+
+void upstream_stop(upstream_t *u, void (*done)(void *arg), void *arg)
+{
+    u->stopping = 1;
+    u->done = done;
+    u->done_arg = arg;
+    /* Batches in flight are abandoned: unacked rows stay in the outbox. */
+    zsock_destroy(&u->zs);
+    pgconn_destroy(&u->db);
+    uv_timer_stop(&u->timer);
+    uv_close((uv_handle_t *)&u->timer, on_timer_closed);
+}
