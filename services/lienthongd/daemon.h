@@ -41,12 +41,7 @@ typedef struct {
 
 #define LT_SOFTWARE "lienthongd/0.1"
 
-/* Session-level error codes carried in ERROR messages (schemas/protocol.md). */
-#ifndef LT_WIRE_ENO_SESSION
-#define LT_WIRE_ENO_SESSION 9 /* no session for this connection: say HELLO */
-#define LT_WIRE_EBUSY 10      /* apply queue full: send again later */
-#define LT_WIRE_EUNAVAILABLE 11 /* the node's database is unavailable: retry */
-#endif
+
 
 /* Both modules: _new returns NULL on failure (logged); _stop begins a graceful
    shutdown and calls done(arg) once every handle is closed; _reload applies

@@ -1,0 +1,1293 @@
+/*
+ * wire.c — protocol v1 codec (see wire.h and schemas/protocol.md).
+ *
+ * Decoding is two passes over the raw bytes. The pre-scan walks every msgpack
+ * object and proves the frame is well formed: no length header claims more
+ * than the bytes left, nesting stays within LT_WIRE_MAX_DEPTH, nothing trails.
+ * Only then does the field reader run; it still bounds-checks every read, and
+ * checks each field's type and range before it is stored. msgpack-c is used
+ * for encoding only, so its trust in size headers never meets a peer's bytes.
+ */
+#include "wire.h"
+
+#include <inttypes.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define REC_VALUE_FIELDS 9
+#define REC_CASE_FIELDS 21
+#define REC_MIN_BYTES 17   /* smallest possible encoded value record */
+#define REJECT_MIN_BYTES 4 /* smallest possible encoded reject */
+#define BATCH_HEADER_MAX 26 /* fixarray, version, type, 2 x uint64, array32 */
+
+/* ------------------------------------------------------------------ names */
+
+const char *lt_wire_error_name(int code)
+{
+    static const char *const names[] = {
+        NULL,        "malformed", "too_large",    "too_deep",   "bad_version",
+        "bad_type",  "bad_field", "unauthorised", "db_rejected", "no_session",
+        "busy",      "unavailable",
+    };
+    if (code >= 1 && code <= LT_WIRE_EUNAVAILABLE)
+        return names[code];
+    return "unknown";
+}
+
+static const char *const msg_names[] = {
+    "?", "hello", "welcome", "batch", "ack", "resume", "error", "ping", "pong",
+};
+/* Fields after [version, type], per message type. */
+static const uint32_t msg_fields[] = {0, 4, 2, 3, 3, 2, 2, 1, 1};
+
+const char *lt_case_category_name(int bit)
+{
+    static const char *const names[LT_CASE_CATEGORY_COUNT] = {
+        "at_risk_of_child_labour", "child_labourer", "trafficked_for_labour",
+        "orphan", "abandoned", "without_carer", "disability", "hiv_aids",
+        "in_conflict_with_law", "drug_addiction", "dropped_out_to_work",
+        "violence_victim", "exploited", "sexually_abused", "trafficked",
+        "severe_illness_poor_household", "migrant_or_refugee_alone",
+    };
+    return bit >= 0 && bit < LT_CASE_CATEGORY_COUNT ? names[bit] : NULL;
+}
+
+/* ------------------------------------------------------------- validators */
+
+static int is_digit(char c) { return c >= '0' && c <= '9'; }
+static int is_alnum(char c)
+{
+    return is_digit(c) || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
+
+/* s made of 1..max characters from [A-Za-z0-9] plus those in extra. */
+static int charset_ok(const char *s, size_t min, size_t max, const char *extra)
+{
+    size_t n = 0;
+    for (; s[n]; n++)
+        if (n >= max || !(is_alnum(s[n]) || strchr(extra, s[n])))
+            return 0;
+    return n >= min;
+}
+
+/* Four digits forming a year in 1990..2100; the year in *out. */
+static int year_at(const char *s, int *out)
+{
+    for (int i = 0; i < 4; i++)
+        if (!is_digit(s[i]))
+            return 0;
+    *out = (s[0] - '0') * 1000 + (s[1] - '0') * 100 + (s[2] - '0') * 10 + (s[3] - '0');
+    return *out >= 1990 && *out <= 2100;
+}
+
+static int month_at(const char *s)
+{
+    return is_digit(s[0]) && is_digit(s[1]) && (s[0] - '0') * 10 + (s[1] - '0') >= 1 &&
+           (s[0] - '0') * 10 + (s[1] - '0') <= 12;
+}
+
+int lt_valid_unit(const char *s)
+{
+    size_t n = 0;
+    for (; s[n]; n++)
+        if (n >= 5 || !is_digit(s[n]))
+            return 0;
+    return n >= 2;
+}
+
+int lt_valid_element(const char *s) { return charset_ok(s, 1, 64, "_.-"); }
+int lt_valid_disagg(const char *s) { return charset_ok(s, 0, 64, "_.=;:-"); }
+int lt_valid_village(const char *s) { return charset_ok(s, 1, 32, "_.-"); }
+
+int lt_valid_period(const char *s)
+{
+    size_t n = strnlen(s, 10);
+    int y1, y2;
+    if (n < 4 || !year_at(s, &y1))
+        return 0;
+    switch (n) {
+    case 4:
+        return 1;
+    case 6:
+        if (s[4] == 'Q')
+            return s[5] >= '1' && s[5] <= '4';
+        if (s[4] == 'S')
+            return s[5] >= '1' && s[5] <= '2';
+        return month_at(s + 4);
+    case 9:
+        return s[4] == '-' && year_at(s + 5, &y2) && y1 <= y2;
+    default:
+        return 0;
+    }
+}
+
+int lt_valid_birth_ym(const char *s)
+{
+    int y;
+    return strnlen(s, 8) == 7 && year_at(s, &y) && s[4] == '-' && month_at(s + 5);
+}
+
+int lt_valid_uuid(const char *s)
+{
+    for (int i = 0; i < 36; i++) {
+        if (i == 8 || i == 13 || i == 18 || i == 23) {
+            if (s[i] != '-')
+                return 0;
+        } else if (!is_digit(s[i]) && !(s[i] >= 'a' && s[i] <= 'f')) {
+            return 0;
+        }
+    }
+    return s[36] == '\0';
+}
+
+static const char *const case_statuses[] = {
+    "notified", "assessed", "emergency", "planning", "implementing", "reviewing", "closed",
+};
+
+int lt_case_status_valid(const char *s)
+{
+    for (size_t i = 0; i < sizeof case_statuses / sizeof case_statuses[0]; i++)
+        if (strcmp(s, case_statuses[i]) == 0)
+            return 1;
+    return 0;
+}
+
+/* software: printable ASCII, at most 64 bytes. */
+static int software_ok(const char *s)
+{
+    size_t n = 0;
+    for (; s[n]; n++)
+        if (n >= 64 || s[n] < 0x20 || s[n] > 0x7e)
+            return 0;
+    return 1;
+}
+
+/* ---------------------------------------------------------- error strings */
+
+static void errf(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void errf(char *err, size_t errlen, const char *fmt, ...)
+{
+    if (!err || errlen == 0)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+/* s (n bytes) double-quoted and escaped, cut with "..." after about 52 bytes. */
+static const char *quote(char dst[72], const char *s, size_t n)
+{
+    size_t o = 0;
+    dst[o++] = '"';
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (o > 52) {
+            memcpy(dst + o, "...", 3);
+            o += 3;
+            break;
+        }
+        if (c >= 0x20 && c < 0x7f && c != '"' && c != '\\')
+            dst[o++] = (char)c;
+        else
+            o += (size_t)snprintf(dst + o, 5, "\\x%02x", c);
+    }
+    dst[o++] = '"';
+    dst[o] = '\0';
+    return dst;
+}
+
+static const char *q(char dst[72], const char *s) { return quote(dst, s, strlen(s)); }
+
+/* ---------------------------------------------------------- record checks */
+
+/* Each char array field must hold a terminating NUL. */
+#define TERMINATED(field) (memchr((field), '\0', sizeof(field)) != NULL)
+
+int lt_wire_check_value(const lt_value_rec_t *v, char *err, size_t errlen)
+{
+    char b[72];
+    if (!TERMINATED(v->unit) || !TERMINATED(v->element) || !TERMINATED(v->period) ||
+        !TERMINATED(v->disagg)) {
+        errf(err, errlen, "a string field is not terminated");
+        return -1;
+    }
+    if (!lt_valid_unit(v->unit))
+        errf(err, errlen, "unit %s is not a unit code", q(b, v->unit));
+    else if (!lt_valid_element(v->element))
+        errf(err, errlen, "element %s is not an element code", q(b, v->element));
+    else if (!lt_valid_period(v->period))
+        errf(err, errlen, "period %s is not a period", q(b, v->period));
+    else if (!lt_valid_disagg(v->disagg))
+        errf(err, errlen, "disagg %s is not a disaggregation key", q(b, v->disagg));
+    else if (v->has_value && !isfinite(v->value))
+        errf(err, errlen, "value is not finite");
+    else if (v->has_value && fabs(v->value) > LT_WIRE_MAX_ABS_VALUE)
+        errf(err, errlen, "value %g is beyond +-1e15", v->value);
+    else if (v->version < 1)
+        errf(err, errlen, "version must be at least 1");
+    else
+        return 0;
+    return -1;
+}
+
+static int ts_in_range(int64_t t) { return t >= LT_WIRE_TS_MIN && t < LT_WIRE_TS_END; }
+
+/* The optional step dates: each -1 (nil) or within range. */
+static int steps_ok(const lt_case_rec_t *c, char *err, size_t errlen)
+{
+    const struct {
+        const char *name;
+        int64_t t;
+    } steps[] = {
+        {"assessed_at", c->assessed_at},         {"emergency_at", c->emergency_at},
+        {"plan_drafted_at", c->plan_drafted_at}, {"plan_approved_at", c->plan_approved_at},
+        {"reviewed_at", c->reviewed_at},         {"closed_at", c->closed_at},
+    };
+    for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++) {
+        if (steps[i].t != -1 && !ts_in_range(steps[i].t)) {
+            errf(err, errlen, "%s %" PRId64 " is outside [2000-01-01, 2100-01-01)",
+                 steps[i].name, steps[i].t);
+            return 0;
+        }
+    }
+    return 1;
+}
+
+int lt_wire_check_case(const lt_case_rec_t *c, char *err, size_t errlen)
+{
+    char b[72];
+    if (!TERMINATED(c->case_id) || !TERMINATED(c->unit) || !TERMINATED(c->birth_ym) ||
+        !TERMINATED(c->village) || !TERMINATED(c->status)) {
+        errf(err, errlen, "a string field is not terminated");
+        return -1;
+    }
+    if (!lt_valid_uuid(c->case_id)) {
+        errf(err, errlen, "case_id %s is not a lowercase uuid", q(b, c->case_id));
+        return -1;
+    }
+    if (!lt_valid_unit(c->unit))
+        errf(err, errlen, "unit %s is not a unit code", q(b, c->unit));
+    else if (c->version < 1)
+        errf(err, errlen, "version must be at least 1");
+    else if (c->changed_at_ms < (uint64_t)LT_WIRE_TS_MIN ||
+             c->changed_at_ms >= (uint64_t)LT_WIRE_TS_END)
+        errf(err, errlen, "changed_at_ms %" PRIu64 " is outside [2000-01-01, 2100-01-01)",
+             c->changed_at_ms);
+    else if (c->deleted != 0 && c->deleted != 1)
+        errf(err, errlen, "deleted must be 0 or 1");
+    else if (c->sex != 'M' && c->sex != 'F' && c->sex != 'U')
+        errf(err, errlen, "sex must be M, F or U");
+    else if (c->birth_ym[0] && !lt_valid_birth_ym(c->birth_ym))
+        errf(err, errlen, "birth_ym %s is not YYYY-MM", q(b, c->birth_ym));
+    else if (c->ethnicity < 0 || c->ethnicity > 99)
+        errf(err, errlen, "ethnicity %d is out of range 1..99", c->ethnicity);
+    else if (c->village[0] && !lt_valid_village(c->village))
+        errf(err, errlen, "village %s is not a village code", q(b, c->village));
+    else if (c->categories & ~LT_CASE_CATEGORY_MASK)
+        errf(err, errlen, "categories 0x%" PRIx32 " has bits beyond 16", c->categories);
+    else if (!lt_case_status_valid(c->status))
+        errf(err, errlen, "status %s is not a case status", q(b, c->status));
+    else if (!ts_in_range(c->notified_at))
+        errf(err, errlen, "notified_at %" PRId64 " is outside [2000-01-01, 2100-01-01)",
+             c->notified_at);
+    else if (steps_ok(c, err, errlen))
+        return 0;
+    return -1;
+}
+
+/* --------------------------------------------------------------- encoding */
+
+#define PK_STR(pk, s, n) (msgpack_pack_str((pk), (n)) | msgpack_pack_str_body((pk), (s), (n)))
+
+static int pack_cstr(msgpack_packer *pk, const char *s) { return PK_STR(pk, s, strlen(s)); }
+
+/* Free text cut to LT_WIRE_MAX_TEXT bytes, never inside a UTF-8 sequence. */
+static int pack_text(msgpack_packer *pk, const char *s)
+{
+    if (!s)
+        s = "";
+    size_t n = strnlen(s, LT_WIRE_MAX_TEXT + 1);
+    if (n > LT_WIRE_MAX_TEXT) {
+        n = LT_WIRE_MAX_TEXT;
+        while (n > 0 && ((unsigned char)s[n] & 0xc0) == 0x80)
+            n--;
+    }
+    return PK_STR(pk, s, n);
+}
+
+static int pack_head(msgpack_packer *pk, lt_msg_type_t type)
+{
+    return msgpack_pack_array(pk, 2 + msg_fields[type]) |
+           msgpack_pack_uint8(pk, LT_WIRE_VERSION) | msgpack_pack_uint8(pk, (uint8_t)type);
+}
+
+static int pack_ts(msgpack_packer *pk, int64_t t)
+{
+    return t == -1 ? msgpack_pack_nil(pk) : msgpack_pack_uint64(pk, (uint64_t)t);
+}
+
+static int pack_value_rec(msgpack_packer *pk, uint64_t seq, const lt_value_rec_t *v)
+{
+    int rc = msgpack_pack_array(pk, REC_VALUE_FIELDS);
+    rc |= msgpack_pack_uint64(pk, seq);
+    rc |= msgpack_pack_uint8(pk, LT_REC_VALUE);
+    rc |= pack_cstr(pk, v->unit);
+    rc |= pack_cstr(pk, v->element);
+    rc |= pack_cstr(pk, v->period);
+    rc |= pack_cstr(pk, v->disagg);
+    rc |= v->has_value ? msgpack_pack_double(pk, v->value) : msgpack_pack_nil(pk);
+    rc |= msgpack_pack_uint64(pk, v->version);
+    rc |= msgpack_pack_uint64(pk, v->changed_at_ms);
+    return rc;
+}
+
+static int pack_case_rec(msgpack_packer *pk, uint64_t seq, const lt_case_rec_t *c)
+{
+    int rc = msgpack_pack_array(pk, REC_CASE_FIELDS);
+    rc |= msgpack_pack_uint64(pk, seq);
+    rc |= msgpack_pack_uint8(pk, LT_REC_CASE);
+    rc |= pack_cstr(pk, c->case_id);
+    rc |= pack_cstr(pk, c->unit);
+    rc |= msgpack_pack_uint64(pk, c->version);
+    rc |= msgpack_pack_uint64(pk, c->changed_at_ms);
+    rc |= c->deleted ? msgpack_pack_true(pk) : msgpack_pack_false(pk);
+    rc |= PK_STR(pk, &c->sex, 1);
+    rc |= c->birth_ym[0] ? pack_cstr(pk, c->birth_ym) : msgpack_pack_nil(pk);
+    rc |= c->ethnicity ? msgpack_pack_uint8(pk, (uint8_t)c->ethnicity) : msgpack_pack_nil(pk);
+    rc |= c->village[0] ? pack_cstr(pk, c->village) : msgpack_pack_nil(pk);
+    rc |= msgpack_pack_uint32(pk, c->categories);
+    rc |= pack_cstr(pk, c->status);
+    rc |= msgpack_pack_uint64(pk, (uint64_t)c->notified_at);
+    rc |= pack_ts(pk, c->assessed_at);
+    rc |= pack_ts(pk, c->emergency_at);
+    rc |= pack_ts(pk, c->plan_drafted_at);
+    rc |= pack_ts(pk, c->plan_approved_at);
+    rc |= pack_ts(pk, c->reviewed_at);
+    rc |= pack_ts(pk, c->closed_at);
+    rc |= msgpack_pack_uint32(pk, c->services);
+    return rc;
+}
+
+/* Undo a partly written message on failure. */
+static int enc_done(msgpack_sbuffer *sb, size_t start, int rc)
+{
+    if (rc) {
+        sb->size = start;
+        return -1;
+    }
+    return 0;
+}
+
+int lt_wire_encode_hello(msgpack_sbuffer *sb, const char *unit, const char *software,
+                         uint64_t max_seq, uint64_t sent_at_ms)
+{
+    if (!lt_valid_unit(unit) || !software_ok(software))
+        return -1;
+    size_t start = sb->size;
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+    int rc = pack_head(&pk, LT_MSG_HELLO);
+    rc |= pack_cstr(&pk, unit);
+    rc |= pack_cstr(&pk, software);
+    rc |= msgpack_pack_uint64(&pk, max_seq);
+    rc |= msgpack_pack_uint64(&pk, sent_at_ms);
+    return enc_done(sb, start, rc);
+}
+
+int lt_wire_encode_welcome(msgpack_sbuffer *sb, const char *unit, uint64_t resume_after)
+{
+    if (!lt_valid_unit(unit))
+        return -1;
+    size_t start = sb->size;
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+    int rc = pack_head(&pk, LT_MSG_WELCOME);
+    rc |= pack_cstr(&pk, unit);
+    rc |= msgpack_pack_uint64(&pk, resume_after);
+    return enc_done(sb, start, rc);
+}
+
+int lt_wire_encode_ack(msgpack_sbuffer *sb, uint64_t applied_upto, uint32_t n_applied,
+                       const lt_reject_t *rejects, uint32_t n_rejects)
+{
+    if (n_rejects > LT_WIRE_MAX_REJECTS || (n_rejects && !rejects))
+        return -1;
+    for (uint32_t i = 0; i < n_rejects; i++)
+        if (rejects[i].seq < 1 || rejects[i].code < 1)
+            return -1;
+    size_t start = sb->size;
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+    int rc = pack_head(&pk, LT_MSG_ACK);
+    rc |= msgpack_pack_uint64(&pk, applied_upto);
+    rc |= msgpack_pack_uint32(&pk, n_applied);
+    rc |= msgpack_pack_array(&pk, n_rejects);
+    for (uint32_t i = 0; i < n_rejects; i++) {
+        rc |= msgpack_pack_array(&pk, 3);
+        rc |= msgpack_pack_uint64(&pk, rejects[i].seq);
+        rc |= msgpack_pack_uint8(&pk, rejects[i].code);
+        rc |= pack_text(&pk, rejects[i].reason);
+    }
+    return enc_done(sb, start, rc);
+}
+
+int lt_wire_encode_resume(msgpack_sbuffer *sb, uint64_t resume_after, const char *reason)
+{
+    size_t start = sb->size;
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+    int rc = pack_head(&pk, LT_MSG_RESUME);
+    rc |= msgpack_pack_uint64(&pk, resume_after);
+    rc |= pack_text(&pk, reason);
+    return enc_done(sb, start, rc);
+}
+
+int lt_wire_encode_error(msgpack_sbuffer *sb, uint16_t code, const char *message)
+{
+    size_t start = sb->size;
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+    int rc = pack_head(&pk, LT_MSG_ERROR);
+    rc |= msgpack_pack_uint16(&pk, code);
+    rc |= pack_text(&pk, message);
+    return enc_done(sb, start, rc);
+}
+
+int lt_wire_encode_ping(msgpack_sbuffer *sb, lt_msg_type_t type, uint64_t ms)
+{
+    if (type != LT_MSG_PING && type != LT_MSG_PONG)
+        return -1;
+    size_t start = sb->size;
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+    int rc = pack_head(&pk, type);
+    rc |= msgpack_pack_uint64(&pk, ms);
+    return enc_done(sb, start, rc);
+}
+
+/* ----------------------------------------------------------- batch writer */
+
+struct lt_batch_writer {
+    msgpack_sbuffer body; /* the packed records */
+    msgpack_packer pk;    /* packs into body */
+    uint64_t prev_seq;
+    uint64_t last_rec_seq; /* seq of the last record added, or prev_seq */
+    uint32_t n;
+};
+
+lt_batch_writer_t *lt_batch_new(void)
+{
+    lt_batch_writer_t *self = calloc(1, sizeof *self);
+    if (!self)
+        return NULL;
+    msgpack_sbuffer_init(&self->body);
+    msgpack_packer_init(&self->pk, &self->body, msgpack_sbuffer_write);
+    return self;
+}
+
+void lt_batch_destroy(lt_batch_writer_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    msgpack_sbuffer_destroy(&(*self_p)->body);
+    free(*self_p);
+    *self_p = NULL;
+}
+
+void lt_batch_begin(lt_batch_writer_t *self, uint64_t prev_seq)
+{
+    self->body.size = 0;
+    self->prev_seq = self->last_rec_seq = prev_seq;
+    self->n = 0;
+}
+
+uint32_t lt_batch_count(const lt_batch_writer_t *self) { return self->n; }
+
+size_t lt_batch_size(const lt_batch_writer_t *self)
+{
+    return self->body.size + BATCH_HEADER_MAX;
+}
+
+/* Common tail of the two add functions: rc from packing, body size before. */
+static int batch_added(lt_batch_writer_t *self, uint64_t seq, size_t start, int rc)
+{
+    if (rc || self->body.size + BATCH_HEADER_MAX > LT_WIRE_MAX_FRAME) {
+        self->body.size = start;
+        return -1;
+    }
+    self->last_rec_seq = seq;
+    self->n++;
+    return 0;
+}
+
+int lt_batch_add_value(lt_batch_writer_t *self, uint64_t seq, const lt_value_rec_t *v)
+{
+    if (seq <= self->last_rec_seq || self->n >= LT_WIRE_MAX_RECORDS ||
+        lt_wire_check_value(v, NULL, 0) < 0)
+        return -1;
+    size_t start = self->body.size;
+    return batch_added(self, seq, start, pack_value_rec(&self->pk, seq, v));
+}
+
+int lt_batch_add_case(lt_batch_writer_t *self, uint64_t seq, const lt_case_rec_t *c)
+{
+    if (seq <= self->last_rec_seq || self->n >= LT_WIRE_MAX_RECORDS ||
+        lt_wire_check_case(c, NULL, 0) < 0)
+        return -1;
+    size_t start = self->body.size;
+    return batch_added(self, seq, start, pack_case_rec(&self->pk, seq, c));
+}
+
+int lt_batch_finish(lt_batch_writer_t *self, msgpack_sbuffer *out, uint64_t last_seq)
+{
+    if (self->n == 0 || last_seq < self->last_rec_seq)
+        return -1;
+    size_t start = out->size;
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, out, msgpack_sbuffer_write);
+    int rc = pack_head(&pk, LT_MSG_BATCH);
+    rc |= msgpack_pack_uint64(&pk, self->prev_seq);
+    rc |= msgpack_pack_uint64(&pk, last_seq);
+    rc |= msgpack_pack_array(&pk, self->n);
+    rc |= msgpack_sbuffer_write(out, self->body.data, self->body.size);
+    return enc_done(out, start, rc);
+}
+
+int lt_wire_encode_msg(msgpack_sbuffer *sb, const lt_msg_t *m)
+{
+    switch (m->type) {
+    case LT_MSG_HELLO:
+        return lt_wire_encode_hello(sb, m->u.hello.unit, m->u.hello.software,
+                                    m->u.hello.max_seq, m->u.hello.sent_at_ms);
+    case LT_MSG_WELCOME:
+        return lt_wire_encode_welcome(sb, m->u.welcome.unit, m->u.welcome.resume_after);
+    case LT_MSG_BATCH: {
+        lt_batch_writer_t *w = lt_batch_new();
+        if (!w)
+            return -1;
+        int rc = 0;
+        lt_batch_begin(w, m->u.batch.prev_seq);
+        for (uint32_t i = 0; i < m->u.batch.n && rc == 0; i++) {
+            const lt_record_t *r = &m->u.batch.records[i];
+            rc = r->kind == LT_REC_VALUE ? lt_batch_add_value(w, r->seq, &r->u.v)
+                 : r->kind == LT_REC_CASE ? lt_batch_add_case(w, r->seq, &r->u.c)
+                                          : -1;
+        }
+        if (rc == 0)
+            rc = lt_batch_finish(w, sb, m->u.batch.last_seq);
+        lt_batch_destroy(&w);
+        return rc;
+    }
+    case LT_MSG_ACK:
+        return lt_wire_encode_ack(sb, m->u.ack.applied_upto, m->u.ack.n_applied,
+                                  m->u.ack.rejects, m->u.ack.n_rejects);
+    case LT_MSG_RESUME:
+        return lt_wire_encode_resume(sb, m->u.resume.resume_after, m->u.resume.reason);
+    case LT_MSG_ERROR:
+        return lt_wire_encode_error(sb, m->u.error.code, m->u.error.message);
+    case LT_MSG_PING:
+    case LT_MSG_PONG:
+        return lt_wire_encode_ping(sb, m->type, m->u.ping.ms);
+    }
+    return -1;
+}
+
+/* --------------------------------------------------------------- decoding */
+
+typedef struct {
+    const uint8_t *start, *p, *end;
+    char *err;
+    size_t errlen;
+    int code;
+    char where[64]; /* prefix of every reason, e.g. "batch record 3 (seq 17)" */
+    size_t objects; /* pre-scan: objects seen so far */
+} dec_t;
+
+static int fail(dec_t *d, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int fail(dec_t *d, int code, const char *fmt, ...)
+{
+    char msg[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (d->where[0])
+        errf(d->err, d->errlen, "%s: %s", d->where, msg);
+    else
+        errf(d->err, d->errlen, "%s", msg);
+    d->code = code;
+    return -1;
+}
+
+static uint64_t be_read(const uint8_t *p, int n)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < n; i++)
+        v = v << 8 | p[i];
+    return v;
+}
+
+/* Pre-scan one object and everything inside it; depth = containers around it. */
+static int scan_object(dec_t *d, int depth)
+{
+    size_t at = (size_t)(d->p - d->start);
+    if (d->p >= d->end)
+        return fail(d, LT_WIRE_EMALFORMED, "frame ends early at byte %zu", at);
+    if (++d->objects > (size_t)(d->end - d->start))
+        return fail(d, LT_WIRE_EMALFORMED, "more objects than bytes");
+    uint8_t b = *d->p++;
+    int lenbytes = 0;  /* size of the length header that follows b */
+    uint64_t skip = 0; /* payload bytes, for scalars, strings, bin and ext */
+    uint64_t kids = 0; /* objects inside, for arrays and maps */
+    int container = 0;
+    int ext = 0;
+
+    if (b <= 0x7f || b >= 0xe0 || b == 0xc0 || b == 0xc2 || b == 0xc3) {
+        /* fixint, nil, bool: nothing follows */
+    } else if (b <= 0x8f) {
+        container = 1, kids = 2u * (b & 0x0fu);
+    } else if (b <= 0x9f) {
+        container = 1, kids = b & 0x0fu;
+    } else if (b <= 0xbf) {
+        skip = b & 0x1fu;
+    } else {
+        switch (b) {
+        case 0xc4: case 0xd9: lenbytes = 1; break; /* bin8, str8 */
+        case 0xc5: case 0xda: lenbytes = 2; break; /* bin16, str16 */
+        case 0xc6: case 0xdb: lenbytes = 4; break; /* bin32, str32 */
+        case 0xc7: lenbytes = 1, ext = 1; break;
+        case 0xc8: lenbytes = 2, ext = 1; break;
+        case 0xc9: lenbytes = 4, ext = 1; break;
+        case 0xcc: case 0xd0: skip = 1; break;
+        case 0xcd: case 0xd1: skip = 2; break;
+        case 0xca: case 0xce: case 0xd2: skip = 4; break;
+        case 0xcb: case 0xcf: case 0xd3: skip = 8; break;
+        case 0xd4: skip = 2; break; /* fixext 1, 2, 4, 8, 16 plus type byte */
+        case 0xd5: skip = 3; break;
+        case 0xd6: skip = 5; break;
+        case 0xd7: skip = 9; break;
+        case 0xd8: skip = 17; break;
+        case 0xdc: lenbytes = 2, container = 1; break;
+        case 0xdd: lenbytes = 4, container = 1; break;
+        case 0xde: lenbytes = 2, container = 2; break;
+        case 0xdf: lenbytes = 4, container = 2; break;
+        default: /* 0xc1 */
+            return fail(d, LT_WIRE_EMALFORMED, "byte 0x%02x at %zu is not msgpack", b, at);
+        }
+    }
+    if (lenbytes) {
+        if (d->end - d->p < lenbytes)
+            return fail(d, LT_WIRE_EMALFORMED, "frame ends inside a header at byte %zu", at);
+        uint64_t n = be_read(d->p, lenbytes);
+        d->p += lenbytes;
+        if (container)
+            kids = container == 2 ? 2 * n : n;
+        else
+            skip = n + (uint64_t)ext;
+    }
+    size_t left = (size_t)(d->end - d->p);
+    if (!container) {
+        if (skip > left)
+            return fail(d, LT_WIRE_EMALFORMED,
+                        "object at byte %zu claims %" PRIu64 " bytes; %zu left", at, skip, left);
+        d->p += skip;
+        return 0;
+    }
+    if (depth >= LT_WIRE_MAX_DEPTH)
+        return fail(d, LT_WIRE_ETOO_DEEP, "nesting deeper than %d at byte %zu",
+                    LT_WIRE_MAX_DEPTH, at);
+    if (kids > left)
+        return fail(d, LT_WIRE_EMALFORMED,
+                    "container at byte %zu claims %" PRIu64 " objects; %zu bytes left", at,
+                    kids, left);
+    for (uint64_t i = 0; i < kids; i++)
+        if (scan_object(d, depth + 1) < 0)
+            return -1;
+    return 0;
+}
+
+/* One object as read by the field reader. */
+typedef enum { T_NIL, T_BOOL, T_UINT, T_NEG, T_FLOAT, T_STR, T_ARRAY, T_OTHER } tkind_t;
+typedef struct {
+    tkind_t t;
+    uint64_t u;    /* T_UINT, T_BOOL; T_ARRAY: element count; T_STR: length */
+    int64_t i;     /* T_NEG */
+    double f;      /* T_FLOAT */
+    const char *s; /* T_STR */
+} item_t;
+
+static const char *tname(const item_t *it)
+{
+    static const char *const names[] = {
+        "nil", "a bool", "an unsigned integer", "a negative integer",
+        "a float", "a string", "an array", "a map, bin or ext",
+    };
+    return names[it->t];
+}
+
+/* Read one object's header (and a string's bytes; an array's elements stay). */
+static int read_item(dec_t *d, item_t *it)
+{
+    memset(it, 0, sizeof *it);
+    if (d->p >= d->end)
+        return fail(d, LT_WIRE_EMALFORMED, "frame ends early");
+    uint8_t b = *d->p++;
+    int n = 0; /* bytes of payload or length header */
+    size_t left = (size_t)(d->end - d->p);
+
+    if (b <= 0x7f) {
+        it->t = T_UINT, it->u = b;
+        return 0;
+    }
+    if (b >= 0xe0) {
+        it->t = T_NEG, it->i = (int8_t)b;
+        return 0;
+    }
+    if (b >= 0x90 && b <= 0x9f) {
+        it->t = T_ARRAY, it->u = b & 0x0fu;
+        return 0;
+    }
+    if (b >= 0xa0 && b <= 0xbf) {
+        it->t = T_STR, it->u = b & 0x1fu;
+        goto str_body;
+    }
+    switch (b) {
+    case 0xc0: it->t = T_NIL; return 0;
+    case 0xc2: case 0xc3: it->t = T_BOOL, it->u = b & 1u; return 0;
+    case 0xcc: case 0xd0: case 0xd9: n = 1; break;
+    case 0xcd: case 0xd1: n = 2; break;
+    case 0xca: case 0xce: case 0xd2: n = 4; break;
+    case 0xcb: case 0xcf: case 0xd3: n = 8; break;
+    case 0xda: case 0xdc: n = 2; break;
+    case 0xdb: case 0xdd: n = 4; break;
+    default: it->t = T_OTHER; return 0;
+    }
+    if (left < (size_t)n)
+        return fail(d, LT_WIRE_EMALFORMED, "frame ends early");
+    uint64_t v = be_read(d->p, n);
+    d->p += n;
+    switch (b) {
+    case 0xcc: case 0xcd: case 0xce: case 0xcf:
+        it->t = T_UINT, it->u = v;
+        return 0;
+    case 0xd0: case 0xd1: case 0xd2: case 0xd3: {
+        int64_t s = n == 1 ? (int8_t)v : n == 2 ? (int16_t)v : n == 4 ? (int32_t)v : (int64_t)v;
+        if (s >= 0)
+            it->t = T_UINT, it->u = (uint64_t)s;
+        else
+            it->t = T_NEG, it->i = s;
+        return 0;
+    }
+    case 0xca: {
+        uint32_t w = (uint32_t)v;
+        float f;
+        memcpy(&f, &w, sizeof f);
+        it->t = T_FLOAT, it->f = f;
+        return 0;
+    }
+    case 0xcb:
+        it->t = T_FLOAT;
+        memcpy(&it->f, &v, sizeof it->f);
+        return 0;
+    case 0xdc: case 0xdd:
+        it->t = T_ARRAY, it->u = v;
+        return 0;
+    default: /* str8, str16, str32 */
+        it->t = T_STR, it->u = v;
+        break;
+    }
+str_body:
+    if ((size_t)(d->end - d->p) < it->u)
+        return fail(d, LT_WIRE_EMALFORMED, "frame ends inside a string");
+    it->s = (const char *)d->p;
+    d->p += it->u;
+    return 0;
+}
+
+static int get_uint(dec_t *d, const char *name, uint64_t min, uint64_t max, uint64_t *out)
+{
+    item_t it;
+    if (read_item(d, &it) < 0)
+        return -1;
+    if (it.t != T_UINT)
+        return fail(d, LT_WIRE_EBAD_FIELD, "%s: expected an unsigned integer, got %s", name,
+                    tname(&it));
+    if (it.u < min || it.u > max)
+        return fail(d, LT_WIRE_EBAD_FIELD,
+                    "%s %" PRIu64 " is out of range %" PRIu64 "..%" PRIu64, name, it.u, min,
+                    max);
+    *out = it.u;
+    return 0;
+}
+
+/* Like get_uint, or nil: then *out is left alone and *is_nil set. */
+static int get_uint_or_nil(dec_t *d, const char *name, uint64_t min, uint64_t max,
+                           uint64_t *out, int *is_nil)
+{
+    const uint8_t *p = d->p;
+    *is_nil = p < d->end && *p == 0xc0;
+    if (*is_nil) {
+        d->p++;
+        return 0;
+    }
+    return get_uint(d, name, min, max, out);
+}
+
+/* A string of minlen..dstsize-1 bytes without NUL, copied and terminated.
+ * With nil_ok, nil gives "". */
+static int get_str(dec_t *d, const char *name, size_t minlen, char *dst, size_t dstsize,
+                   int nil_ok)
+{
+    item_t it;
+    char b[72];
+    if (read_item(d, &it) < 0)
+        return -1;
+    if (it.t == T_NIL && nil_ok) {
+        dst[0] = '\0';
+        return 0;
+    }
+    if (it.t != T_STR)
+        return fail(d, LT_WIRE_EBAD_FIELD, "%s: expected a string, got %s", name, tname(&it));
+    if (it.u >= dstsize)
+        return fail(d, LT_WIRE_EBAD_FIELD, "%s %s is %" PRIu64 " bytes; at most %zu", name,
+                    quote(b, it.s, (size_t)it.u), it.u, dstsize - 1);
+    if (it.u < minlen)
+        return fail(d, LT_WIRE_EBAD_FIELD, "%s is empty", name);
+    if (memchr(it.s, '\0', (size_t)it.u))
+        return fail(d, LT_WIRE_EBAD_FIELD, "%s contains a NUL byte", name);
+    memcpy(dst, it.s, (size_t)it.u);
+    dst[it.u] = '\0';
+    return 0;
+}
+
+static int get_array(dec_t *d, const char *name, uint64_t *n)
+{
+    item_t it;
+    if (read_item(d, &it) < 0)
+        return -1;
+    if (it.t != T_ARRAY)
+        return fail(d, LT_WIRE_EBAD_FIELD, "%s: expected an array, got %s", name, tname(&it));
+    *n = it.u;
+    return 0;
+}
+
+static int get_unit(dec_t *d, const char *name, char dst[6])
+{
+    char b[72];
+    if (get_str(d, name, 0, dst, 6, 0) < 0)
+        return -1;
+    if (!lt_valid_unit(dst))
+        return fail(d, LT_WIRE_EBAD_FIELD, "%s %s is not a unit code", name, q(b, dst));
+    return 0;
+}
+
+/* A case timestamp: uint in [LT_WIRE_TS_MIN, LT_WIRE_TS_END), or nil (-1). */
+static int get_ts(dec_t *d, const char *name, int nil_ok, int64_t *out)
+{
+    uint64_t u = 0;
+    int is_nil = 0;
+    if ((nil_ok ? get_uint_or_nil(d, name, 0, UINT64_MAX, &u, &is_nil)
+                : get_uint(d, name, 0, UINT64_MAX, &u)) < 0)
+        return -1;
+    if (is_nil) {
+        *out = -1;
+        return 0;
+    }
+    if (u < (uint64_t)LT_WIRE_TS_MIN || u >= (uint64_t)LT_WIRE_TS_END)
+        return fail(d, LT_WIRE_EBAD_FIELD, "%s %" PRIu64 " is outside [2000-01-01, 2100-01-01)",
+                    name, u);
+    *out = (int64_t)u;
+    return 0;
+}
+
+static int decode_value_rec(dec_t *d, lt_value_rec_t *v)
+{
+    item_t it;
+    char why[200];
+    if (get_str(d, "unit", 0, v->unit, sizeof v->unit, 0) < 0 ||
+        get_str(d, "element", 0, v->element, sizeof v->element, 0) < 0 ||
+        get_str(d, "period", 0, v->period, sizeof v->period, 0) < 0 ||
+        get_str(d, "disagg", 0, v->disagg, sizeof v->disagg, 0) < 0 || read_item(d, &it) < 0)
+        return -1;
+    switch (it.t) {
+    case T_NIL: v->has_value = 0; break;
+    case T_UINT: v->has_value = 1, v->value = (double)it.u; break;
+    case T_NEG: v->has_value = 1, v->value = (double)it.i; break;
+    case T_FLOAT: v->has_value = 1, v->value = it.f; break;
+    default:
+        return fail(d, LT_WIRE_EBAD_FIELD, "value: expected a number or nil, got %s",
+                    tname(&it));
+    }
+    if (get_uint(d, "version", 1, UINT64_MAX, &v->version) < 0 ||
+        get_uint(d, "changed_at_ms", 0, UINT64_MAX, &v->changed_at_ms) < 0)
+        return -1;
+    if (lt_wire_check_value(v, why, sizeof why) < 0)
+        return fail(d, LT_WIRE_EBAD_FIELD, "%s", why);
+    return 0;
+}
+
+static int decode_case_rec(dec_t *d, lt_case_rec_t *c)
+{
+    item_t it;
+    char why[200], sex[2];
+    uint64_t u = 0;
+    int is_nil = 0;
+    if (get_str(d, "case_id", 0, c->case_id, sizeof c->case_id, 0) < 0 ||
+        get_str(d, "unit", 0, c->unit, sizeof c->unit, 0) < 0 ||
+        get_uint(d, "version", 1, UINT64_MAX, &c->version) < 0 ||
+        get_uint(d, "changed_at_ms", 0, UINT64_MAX, &c->changed_at_ms) < 0 ||
+        read_item(d, &it) < 0)
+        return -1;
+    if (it.t != T_BOOL)
+        return fail(d, LT_WIRE_EBAD_FIELD, "deleted: expected a bool, got %s", tname(&it));
+    c->deleted = (int)it.u;
+    if (get_str(d, "sex", 1, sex, sizeof sex, 0) < 0 ||
+        get_str(d, "birth_ym", 1, c->birth_ym, sizeof c->birth_ym, 1) < 0 ||
+        get_uint_or_nil(d, "ethnicity", 1, 99, &u, &is_nil) < 0)
+        return -1;
+    c->sex = sex[0];
+    c->ethnicity = is_nil ? 0 : (int)u;
+    if (get_str(d, "village", 1, c->village, sizeof c->village, 1) < 0 ||
+        get_uint(d, "categories", 0, UINT32_MAX, &u) < 0)
+        return -1;
+    c->categories = (uint32_t)u;
+    if (get_str(d, "status", 0, c->status, sizeof c->status, 0) < 0 ||
+        get_ts(d, "notified_at", 0, &c->notified_at) < 0 ||
+        get_ts(d, "assessed_at", 1, &c->assessed_at) < 0 ||
+        get_ts(d, "emergency_at", 1, &c->emergency_at) < 0 ||
+        get_ts(d, "plan_drafted_at", 1, &c->plan_drafted_at) < 0 ||
+        get_ts(d, "plan_approved_at", 1, &c->plan_approved_at) < 0 ||
+        get_ts(d, "reviewed_at", 1, &c->reviewed_at) < 0 ||
+        get_ts(d, "closed_at", 1, &c->closed_at) < 0 ||
+        get_uint(d, "services", 0, UINT32_MAX, &u) < 0)
+        return -1;
+    c->services = (uint32_t)u;
+    if (lt_wire_check_case(c, why, sizeof why) < 0)
+        return fail(d, LT_WIRE_EBAD_FIELD, "%s", why);
+    return 0;
+}
+
+/* Record i of a batch covering (prev, last]; after is the previous record's seq. */
+static int decode_record(dec_t *d, uint32_t i, uint64_t prev, uint64_t last, uint64_t after,
+                         lt_record_t *r)
+{
+    uint64_t n = 0, kind = 0;
+    snprintf(d->where, sizeof d->where, "batch record %" PRIu32, i);
+    if (get_array(d, "record", &n) < 0)
+        return -1;
+    if (n < 2)
+        return fail(d, LT_WIRE_EBAD_FIELD, "record has %" PRIu64 " fields", n);
+    if (get_uint(d, "seq", 1, UINT64_MAX, &r->seq) < 0)
+        return -1;
+    snprintf(d->where, sizeof d->where, "batch record %" PRIu32 " (seq %" PRIu64 ")", i, r->seq);
+    if (r->seq <= prev || r->seq > last)
+        return fail(d, LT_WIRE_EBAD_FIELD,
+                    "seq is outside (prev_seq, last_seq] = (%" PRIu64 ", %" PRIu64 "]", prev,
+                    last);
+    if (r->seq <= after)
+        return fail(d, LT_WIRE_EBAD_FIELD, "seq does not follow seq %" PRIu64, after);
+    if (get_uint(d, "kind", 0, UINT64_MAX, &kind) < 0)
+        return -1;
+    if (kind != LT_REC_VALUE && kind != LT_REC_CASE)
+        return fail(d, LT_WIRE_EBAD_FIELD, "kind %" PRIu64 " is not a record kind", kind);
+    r->kind = (lt_rec_kind_t)kind;
+    uint64_t want = kind == LT_REC_VALUE ? REC_VALUE_FIELDS : REC_CASE_FIELDS;
+    if (n != want)
+        return fail(d, LT_WIRE_EBAD_FIELD, "record of kind %" PRIu64 " has %" PRIu64
+                    " fields; expected %" PRIu64, kind, n, want);
+    return kind == LT_REC_VALUE ? decode_value_rec(d, &r->u.v) : decode_case_rec(d, &r->u.c);
+}
+
+static int decode_batch(dec_t *d, lt_msg_t *m)
+{
+    uint64_t prev = 0, last = 0, n = 0;
+    if (get_uint(d, "prev_seq", 0, UINT64_MAX, &prev) < 0 ||
+        get_uint(d, "last_seq", 1, UINT64_MAX, &last) < 0)
+        return -1;
+    if (prev >= last)
+        return fail(d, LT_WIRE_EBAD_FIELD,
+                    "prev_seq %" PRIu64 " is not below last_seq %" PRIu64, prev, last);
+    if (get_array(d, "records", &n) < 0)
+        return -1;
+    if (n == 0)
+        return fail(d, LT_WIRE_EBAD_FIELD, "records is empty");
+    if (n > LT_WIRE_MAX_RECORDS)
+        return fail(d, LT_WIRE_ETOO_LARGE, "%" PRIu64 " records; at most %d", n,
+                    LT_WIRE_MAX_RECORDS);
+    if (n * REC_MIN_BYTES > (uint64_t)(d->end - d->p))
+        return fail(d, LT_WIRE_EBAD_FIELD, "%" PRIu64 " records cannot fit in %zu bytes", n,
+                    (size_t)(d->end - d->p));
+    m->u.batch.records = calloc((size_t)n, sizeof *m->u.batch.records);
+    if (!m->u.batch.records)
+        return fail(d, LT_WIRE_ETOO_LARGE, "out of memory for %" PRIu64 " records", n);
+    m->u.batch.prev_seq = prev;
+    m->u.batch.last_seq = last;
+    m->u.batch.n = (uint32_t)n;
+    for (uint32_t i = 0; i < n; i++) {
+        uint64_t after = i ? m->u.batch.records[i - 1].seq : prev;
+        if (decode_record(d, i, prev, last, after, &m->u.batch.records[i]) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+static int decode_ack(dec_t *d, lt_msg_t *m)
+{
+    uint64_t upto = 0, applied = 0, n = 0, code = 0, nf = 0;
+    if (get_uint(d, "applied_upto", 0, UINT64_MAX, &upto) < 0 ||
+        get_uint(d, "n_applied", 0, UINT32_MAX, &applied) < 0 ||
+        get_array(d, "rejects", &n) < 0)
+        return -1;
+    m->u.ack.applied_upto = upto;
+    m->u.ack.n_applied = (uint32_t)applied;
+    if (n > LT_WIRE_MAX_REJECTS)
+        return fail(d, LT_WIRE_ETOO_LARGE, "%" PRIu64 " rejects; at most %d", n,
+                    LT_WIRE_MAX_REJECTS);
+    if (n == 0)
+        return 0;
+    if (n * REJECT_MIN_BYTES > (uint64_t)(d->end - d->p))
+        return fail(d, LT_WIRE_EBAD_FIELD, "%" PRIu64 " rejects cannot fit in %zu bytes", n,
+                    (size_t)(d->end - d->p));
+    lt_reject_t *rj = calloc((size_t)n, sizeof *rj);
+    if (!rj)
+        return fail(d, LT_WIRE_ETOO_LARGE, "out of memory for %" PRIu64 " rejects", n);
+    m->u.ack.rejects = rj;
+    m->u.ack.n_rejects = (uint32_t)n;
+    for (uint32_t i = 0; i < n; i++) {
+        snprintf(d->where, sizeof d->where, "ack reject %" PRIu32, i);
+        if (get_array(d, "reject", &nf) < 0)
+            return -1;
+        if (nf != 3)
+            return fail(d, LT_WIRE_EBAD_FIELD, "reject has %" PRIu64 " fields; expected 3", nf);
+        if (get_uint(d, "seq", 1, UINT64_MAX, &rj[i].seq) < 0 ||
+            get_uint(d, "code", 1, 255, &code) < 0 ||
+            get_str(d, "reason", 0, rj[i].reason, sizeof rj[i].reason, 0) < 0)
+            return -1;
+        rj[i].code = (uint8_t)code;
+    }
+    return 0;
+}
+
+static int decode_body(dec_t *d, lt_msg_t *m)
+{
+    uint64_t u = 0;
+    switch (m->type) {
+    case LT_MSG_HELLO:
+        if (get_unit(d, "unit", m->u.hello.unit) < 0 ||
+            get_str(d, "software", 0, m->u.hello.software, sizeof m->u.hello.software, 0) < 0)
+            return -1;
+        if (!software_ok(m->u.hello.software))
+            return fail(d, LT_WIRE_EBAD_FIELD, "software is not printable ASCII");
+        return get_uint(d, "max_seq", 0, UINT64_MAX, &m->u.hello.max_seq) < 0 ||
+                       get_uint(d, "sent_at_ms", 0, UINT64_MAX, &m->u.hello.sent_at_ms) < 0
+                   ? -1
+                   : 0;
+    case LT_MSG_WELCOME:
+        return get_unit(d, "parent_unit", m->u.welcome.unit) < 0 ||
+                       get_uint(d, "resume_after", 0, UINT64_MAX, &m->u.welcome.resume_after) < 0
+                   ? -1
+                   : 0;
+    case LT_MSG_BATCH:
+        return decode_batch(d, m);
+    case LT_MSG_ACK:
+        return decode_ack(d, m);
+    case LT_MSG_RESUME:
+        return get_uint(d, "resume_after", 0, UINT64_MAX, &m->u.resume.resume_after) < 0 ||
+                       get_str(d, "reason", 0, m->u.resume.reason, sizeof m->u.resume.reason,
+                               0) < 0
+                   ? -1
+                   : 0;
+    case LT_MSG_ERROR:
+        if (get_uint(d, "code", 0, UINT16_MAX, &u) < 0)
+            return -1;
+        m->u.error.code = (uint16_t)u;
+        return get_str(d, "message", 0, m->u.error.message, sizeof m->u.error.message, 0);
+    case LT_MSG_PING:
+    case LT_MSG_PONG:
+        return get_uint(d, "ms", 0, UINT64_MAX, &m->u.ping.ms);
+    }
+    return fail(d, LT_WIRE_EBAD_TYPE, "unknown message type");
+}
+
+/* The version is read before anything else, so that a later version may change
+ * everything after it. 1 with *version set when the frame starts [uint, ...]. */
+static int peek_version(const void *buf, size_t len, uint64_t *version)
+{
+    dec_t d = {.start = buf, .p = buf, .end = (const uint8_t *)buf + len};
+    item_t it;
+    if (read_item(&d, &it) < 0 || it.t != T_ARRAY || it.u == 0 || read_item(&d, &it) < 0 ||
+        it.t != T_UINT)
+        return 0;
+    *version = it.u;
+    return 1;
+}
+
+int lt_wire_decode(const void *buf, size_t len, lt_msg_t *msg, char *err, size_t errlen,
+                   int *code)
+{
+    const uint8_t *start = buf ? buf : (const uint8_t *)"";
+    dec_t d = {.start = start, .p = start, .end = start + (buf ? len : 0),
+               .err = err, .errlen = errlen};
+    item_t it;
+    uint64_t version = 0, type, nfields;
+
+    memset(msg, 0, sizeof *msg);
+    errf(err, errlen, "%s", "");
+    len = (size_t)(d.end - d.start);
+    if (len > LT_WIRE_MAX_FRAME) {
+        fail(&d, LT_WIRE_ETOO_LARGE, "frame of %zu bytes is over the %u-byte cap", len,
+             LT_WIRE_MAX_FRAME);
+        goto fail;
+    }
+    if (len == 0) {
+        fail(&d, LT_WIRE_EMALFORMED, "empty frame");
+        goto fail;
+    }
+    if (peek_version(start, len, &version) && version != LT_WIRE_VERSION) {
+        fail(&d, LT_WIRE_EBAD_VERSION, "unsupported protocol version %" PRIu64
+             "; this node speaks %d", version, LT_WIRE_VERSION);
+        goto fail;
+    }
+    if (scan_object(&d, 0) < 0)
+        goto fail;
+    if (d.p != d.end) {
+        fail(&d, LT_WIRE_EMALFORMED, "%zu trailing bytes after the message",
+             (size_t)(d.end - d.p));
+        goto fail;
+    }
+
+    d.p = d.start;
+    if (read_item(&d, &it) < 0)
+        goto fail;
+    if (it.t != T_ARRAY || it.u < 2) {
+        fail(&d, LT_WIRE_EMALFORMED, "frame is not an array [version, type, ...]");
+        goto fail;
+    }
+    nfields = it.u - 2;
+    if (read_item(&d, &it) < 0)
+        goto fail;
+    if (it.t != T_UINT) {
+        fail(&d, LT_WIRE_EMALFORMED, "version is %s, not an unsigned integer", tname(&it));
+        goto fail;
+    }
+    if (read_item(&d, &it) < 0)
+        goto fail;
+    if (it.t != T_UINT || it.u < LT_MSG_HELLO || it.u > LT_MSG_PONG) {
+        if (it.t == T_UINT)
+            fail(&d, LT_WIRE_EBAD_TYPE, "unknown message type %" PRIu64, it.u);
+        else
+            fail(&d, LT_WIRE_EBAD_TYPE, "message type is %s, not an unsigned integer",
+                 tname(&it));
+        goto fail;
+    }
+    type = it.u;
+    msg->type = (lt_msg_type_t)type;
+    snprintf(d.where, sizeof d.where, "%s", msg_names[type]);
+    if (nfields != msg_fields[type]) {
+        fail(&d, LT_WIRE_EBAD_FIELD, "%" PRIu64 " fields after the type; expected %" PRIu32,
+             nfields, msg_fields[type]);
+        goto fail;
+    }
+    if (decode_body(&d, msg) < 0)
+        goto fail;
+    if (d.p != d.end) { /* cannot happen after the pre-scan and exact counts */
+        fail(&d, LT_WIRE_EMALFORMED, "bytes left after the last field");
+        goto fail;
+    }
+    if (code)
+        *code = 0;
+    return 0;
+fail:
+    lt_msg_clear(msg);
+    if (code)
+        *code = d.code;
+    return -d.code;
+}
+
+void lt_msg_clear(lt_msg_t *msg)
+{
+    if (!msg)
+        return;
+    if (msg->type == LT_MSG_BATCH)
+        free(msg->u.batch.records);
+    else if (msg->type == LT_MSG_ACK)
+        free(msg->u.ack.rejects);
+    memset(msg, 0, sizeof *msg);
+}
+
+/* ---------------------------------------------------------------- compare */
+
+static int value_equal(const lt_value_rec_t *a, const lt_value_rec_t *b)
+{
+    return !strcmp(a->unit, b->unit) && !strcmp(a->element, b->element) &&
+           !strcmp(a->period, b->period) && !strcmp(a->disagg, b->disagg) &&
+           a->has_value == b->has_value && (!a->has_value || a->value == b->value) &&
+           a->version == b->version && a->changed_at_ms == b->changed_at_ms;
+}
+
+static int case_equal(const lt_case_rec_t *a, const lt_case_rec_t *b)
+{
+    return !strcmp(a->case_id, b->case_id) && !strcmp(a->unit, b->unit) &&
+           a->version == b->version && a->changed_at_ms == b->changed_at_ms &&
+           a->deleted == b->deleted && a->sex == b->sex && !strcmp(a->birth_ym, b->birth_ym) &&
+           a->ethnicity == b->ethnicity && !strcmp(a->village, b->village) &&
+           a->categories == b->categories && !strcmp(a->status, b->status) &&
+           a->notified_at == b->notified_at && a->assessed_at == b->assessed_at &&
+           a->emergency_at == b->emergency_at && a->plan_drafted_at == b->plan_drafted_at &&
+           a->plan_approved_at == b->plan_approved_at && a->reviewed_at == b->reviewed_at &&
+           a->closed_at == b->closed_at && a->services == b->services;
+}
+
+int lt_msg_equal(const lt_msg_t *a, const lt_msg_t *b)
+{
+    if (a->type != b->type)
+        return 0;
+    switch (a->type) {
+    case LT_MSG_HELLO:
+        return !strcmp(a->u.hello.unit, b->u.hello.unit) &&
+               !strcmp(a->u.hello.software, b->u.hello.software) &&
+               a->u.hello.max_seq == b->u.hello.max_seq &&
+               a->u.hello.sent_at_ms == b->u.hello.sent_at_ms;
+    case LT_MSG_WELCOME:
+        return !strcmp(a->u.welcome.unit, b->u.welcome.unit) &&
+               a->u.welcome.resume_after == b->u.welcome.resume_after;
+    case LT_MSG_BATCH:
+        if (a->u.batch.prev_seq != b->u.batch.prev_seq ||
+            a->u.batch.last_seq != b->u.batch.last_seq || a->u.batch.n != b->u.batch.n)
+            return 0;
+        for (uint32_t i = 0; i < a->u.batch.n; i++) {
+            const lt_record_t *x = &a->u.batch.records[i], *y = &b->u.batch.records[i];
+            if (x->seq != y->seq || x->kind != y->kind ||
+                !(x->kind == LT_REC_VALUE ? value_equal(&x->u.v, &y->u.v)
+                                          : case_equal(&x->u.c, &y->u.c)))
+                return 0;
+        }
+        return 1;
+    case LT_MSG_ACK:
+        if (a->u.ack.applied_upto != b->u.ack.applied_upto ||
+            a->u.ack.n_applied != b->u.ack.n_applied ||
+            a->u.ack.n_rejects != b->u.ack.n_rejects)
+            return 0;
+        for (uint32_t i = 0; i < a->u.ack.n_rejects; i++) {
+            const lt_reject_t *x = &a->u.ack.rejects[i], *y = &b->u.ack.rejects[i];
+            if (x->seq != y->seq || x->code != y->code || strcmp(x->reason, y->reason))
+                return 0;
+        }
+        return 1;
+    case LT_MSG_RESUME:
+        return a->u.resume.resume_after == b->u.resume.resume_after &&
+               !strcmp(a->u.resume.reason, b->u.resume.reason);
+    case LT_MSG_ERROR:
+        return a->u.error.code == b->u.error.code &&
+               !strcmp(a->u.error.message, b->u.error.message);
+    case LT_MSG_PING:
+    case LT_MSG_PONG:
+        return a->u.ping.ms == b->u.ping.ms;
+    }
+    return 1; /* two zeroed messages */
+}
