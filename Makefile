@@ -41,7 +41,7 @@ UNIT_SRC   := $(wildcard tests/unit/test_*.c)
 UNIT_BIN   := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 FUZZ_SRC   := $(wildcard tests/fuzz/fuzz_*.c)
 
-.PHONY: all deps test unit demo bench fuzz clean format-check
+.PHONY: all deps test unit tools demo bench fuzz clean
 all: $(BUILD)/lienthongd $(BUILD)/lienthong
 
 $(BUILD)/%.o: %.c
@@ -59,6 +59,13 @@ $(BUILD)/tests/test_%: $(BUILD)/tests/unit/test_%.o $(BUILD)/tests/unit/unit.o $
 	$(CC) $(SANFLAGS) -o $@ $^ $(LDLIBS)
 
 unit: $(UNIT_BIN)
+
+# Test tools: a scriptable protocol peer.
+tools: $(BUILD)/tests/ltpeer
+
+$(BUILD)/tests/ltpeer: $(BUILD)/tests/tools/ltpeer.o $(COMMON_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(SANFLAGS) -o $@ $^ $(LDLIBS)
 
 # Install what the build, the tests and the demo need (Debian 12), only when missing.
 deps:

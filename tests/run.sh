@@ -29,7 +29,7 @@ count() { # count the ok/fail lines of a file; remember the failing ones
 step() { echo "== $*"; }
 
 step "build (warnings are errors)"
-if ! make -s all unit >"$log_dir/build.log" 2>&1; then
+if ! make -s all unit tools >"$log_dir/build.log" 2>&1; then
     cat "$log_dir/build.log"
     echo "not ok - build" ; echo "0 passed, 1 failed"; exit 1
 fi

@@ -258,8 +258,8 @@ int cmd_generate(cli_t *cli)
     /* monthly injuries: about 3 per 1,000 children a year, deaths rare */
     for (int m = 1; m <= months; m++) {
         snprintf(period, sizeof(period), "%04d%02d", year, m);
-        if (put(db, unit, "CHILD_INJURIES", period, "", rng_binom(&r, children, 0.0025 / 12 * 10)) != 0 ||
-            put(db, unit, "CHILD_INJURY_DEATHS", period, "", rng_binom(&r, children, 0.00015)) != 0)
+        if (put(db, unit, "CHILD_INJURIES", period, "", rng_binom(&r, children, 0.0028 / 12)) != 0 ||
+            put(db, unit, "CHILD_INJURY_DEATHS", period, "", rng_binom(&r, children, 0.00012)) != 0)
             goto fail;
         nvalues += 2;
     }

@@ -44,6 +44,7 @@ typedef struct job {
     /* progress */
     int steps_pending, failed, db_lost;
     char err[256];
+    char sqlstate[6]; /* of the first failure */
     /* results */
     char status[16];
     uint64_t applied_upto, n_applied;
@@ -334,7 +335,9 @@ static void note_failure(job_t *j, PGresult *res)
         return;
     if (!j->failed) {
         const char *m = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+        const char *code = PQresultErrorField(res, PG_DIAG_SQLSTATE);
         snprintf(j->err, sizeof(j->err), "%s", m ? m : PQresStatus(st));
+        snprintf(j->sqlstate, sizeof(j->sqlstate), "%s", code ? code : "");
     }
     j->failed = 1;
 }
@@ -535,11 +538,16 @@ static void finish(applier_t *a, job_t *j)
     switch (j->kind) {
     case JOB_HELLO:
         if (j->failed) {
-            st->down_refused_hellos++;
-            log_warn("child %s refused: %s", j->unit, j->err);
+            /* 42501 insufficient_privilege: not our child. Anything else is ours. */
+            int refused = strcmp(j->sqlstate, "42501") == 0;
+            if (refused)
+                st->down_refused_hellos++;
+            else
+                st->down_db_errors++;
+            log_warn("child %s: hello %s: %s", j->unit, refused ? "refused" : "failed", j->err);
             if (a->hooks.welcomed)
                 a->hooks.welcomed(a->hooks.arg, j->rid, j->rid_len, j->unit, 0);
-            send_error(a, j, LT_WIRE_EUNAUTHORISED, j->err);
+            send_error(a, j, refused ? LT_WIRE_EUNAUTHORISED : LT_WIRE_EUNAVAILABLE, j->err);
         } else {
             log_info("child %s connected; resuming after seq %" PRIu64, j->unit, j->applied_upto);
             if (a->hooks.welcomed)

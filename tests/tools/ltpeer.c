@@ -24,8 +24,9 @@
  *   ping                      -> pong
  *   sleep MS                  -> slept
  *   reconnect                 a new DEALER, hence a new session -> reconnected
- * Any command that waits may instead print `error CODE MESSAGE`, `timeout`
- * or `bad-reply REASON`; a malformed command prints `usage-error ...`.
+ * Any command that waits may instead print `error CODE MESSAGE`, `timeout`,
+ * `bad-reply REASON` or `send-failed REASON`; a malformed command prints
+ * `usage-error ...`. Exit status 0 at the end of input.
  *
  * Invariant: exactly one result line per command (comments and blank lines
  * print nothing), flushed at once. Replies that arrive after their command
@@ -614,6 +615,10 @@ static void run_line(peer_t *p, char *line)
         return;
     for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
         if (strcmp(argv[0], commands[i].name) == 0) {
+            if (commands[i].sends && !p->sock) {
+                say("usage-error not connected");
+                return;
+            }
             if (commands[i].sends)
                 drain_stale(p);
             commands[i].run(p, argc, argv);
