@@ -71,7 +71,7 @@ BEGIN
          GROUP BY 1, 2, 3, 4
          ORDER BY 1, 2, 3, 4
         ON CONFLICT (unit_code, element, period, disagg) DO UPDATE
-           SET total = r.total + EXCLUDED.total,
+           SET total = trim_scale(r.total + EXCLUDED.total),
                n_rows = r.n_rows + EXCLUDED.n_rows,
                updated_at = EXCLUDED.updated_at
     $q$, src);
