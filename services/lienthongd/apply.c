@@ -21,6 +21,7 @@
 #include <time.h>
 
 #include "log.h"
+#include "pgtext.h"
 
 typedef struct {
     lt_msg_t msg;
@@ -64,165 +65,90 @@ struct applier {
 
 /* ------------------------------------------------------------ formatting */
 
-typedef struct {
-    char *buf;
-    size_t len, cap;
-    int oom;
-} sbuf_t;
-
-static void sb_add(sbuf_t *s, const char *p, size_t n)
-{
-    if (s->oom)
-        return;
-    if (s->len + n + 1 > s->cap) {
-        size_t cap = s->cap ? s->cap : 4096;
-        while (cap < s->len + n + 1)
-            cap *= 2;
-        char *nb = realloc(s->buf, cap);
-        if (!nb) {
-            s->oom = 1;
-            return;
-        }
-        s->buf = nb;
-        s->cap = cap;
-    }
-    memcpy(s->buf + s->len, p, n);
-    s->len += n;
-    s->buf[s->len] = '\0';
-}
-
-static void sb_str(sbuf_t *s, const char *p)
-{
-    sb_add(s, p, strlen(p));
-}
-
-/* A COPY text field: backslash, tab, newline and carriage return escaped. The wire
-   validators already restrict every string to plain characters; this is defence. */
-static void sb_copy_field(sbuf_t *s, const char *p)
-{
-    for (; *p; p++) {
-        switch (*p) {
-        case '\\': sb_add(s, "\\\\", 2); break;
-        case '\t': sb_add(s, "\\t", 2); break;
-        case '\n': sb_add(s, "\\n", 2); break;
-        case '\r': sb_add(s, "\\r", 2); break;
-        default: sb_add(s, p, 1);
-        }
-    }
-}
-
-static void sb_fmt(sbuf_t *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void sb_fmt(sbuf_t *s, const char *fmt, ...)
-{
-    char tmp[128];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
-    va_end(ap);
-    if (n > 0)
-        sb_add(s, tmp, (size_t)n < sizeof(tmp) ? (size_t)n : sizeof(tmp) - 1);
-}
-
-void apply_format_value(double v, char *out, size_t n)
-{
-    snprintf(out, n, "%.15g", v);
-    if (strtod(out, NULL) != v)
-        snprintf(out, n, "%.17g", v);
-}
-
-void apply_format_ts(int64_t ms, char *out, size_t n)
-{
-    time_t t = (time_t)(ms / 1000);
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    size_t k = strftime(out, n, "%Y-%m-%d %H:%M:%S", &tm);
-    snprintf(out + k, n - k, ".%03d+00", (int)(ms % 1000));
-}
-
-static void sb_ts(sbuf_t *s, int64_t ms)
+static void copy_ts(pgtext_buf_t *s, int64_t ms)
 {
     char tmp[40];
     if (ms < 0) {
-        sb_add(s, "\\N", 2);
+        pgtext_copy_null(s);
         return;
     }
-    apply_format_ts(ms, tmp, sizeof(tmp));
-    sb_str(s, tmp);
+    pgtext_format_ts(ms, tmp, sizeof(tmp));
+    pgtext_str(s, tmp);
 }
 
-static void copy_value_row(sbuf_t *s, uint64_t seq, const lt_value_rec_t *v)
+static void copy_value_row(pgtext_buf_t *s, uint64_t seq, const lt_value_rec_t *v)
 {
     char num[40];
-    sb_fmt(s, "%" PRIu64 "\t", seq);
-    sb_copy_field(s, v->unit);
-    sb_add(s, "\t", 1);
-    sb_copy_field(s, v->element);
-    sb_add(s, "\t", 1);
-    sb_copy_field(s, v->period);
-    sb_add(s, "\t", 1);
-    sb_copy_field(s, v->disagg);
-    sb_add(s, "\t", 1);
+    pgtext_fmt(s, "%" PRIu64 "\t", seq);
+    pgtext_copy_field(s, v->unit);
+    pgtext_add(s, "\t", 1);
+    pgtext_copy_field(s, v->element);
+    pgtext_add(s, "\t", 1);
+    pgtext_copy_field(s, v->period);
+    pgtext_add(s, "\t", 1);
+    pgtext_copy_field(s, v->disagg);
+    pgtext_add(s, "\t", 1);
     if (v->has_value) {
-        apply_format_value(v->value, num, sizeof(num));
-        sb_str(s, num);
+        pgtext_format_double(v->value, num, sizeof(num));
+        pgtext_str(s, num);
     } else {
-        sb_add(s, "\\N", 2);
+        pgtext_copy_null(s);
     }
-    sb_fmt(s, "\t%" PRIu64 "\t", v->version);
-    sb_ts(s, (int64_t)v->changed_at_ms);
-    sb_add(s, "\n", 1);
+    pgtext_fmt(s, "\t%" PRIu64 "\t", v->version);
+    copy_ts(s, (int64_t)v->changed_at_ms);
+    pgtext_add(s, "\n", 1);
 }
 
-static void copy_case_row(sbuf_t *s, uint64_t seq, const lt_case_rec_t *c)
+static void copy_case_row(pgtext_buf_t *s, uint64_t seq, const lt_case_rec_t *c)
 {
-    sb_fmt(s, "%" PRIu64 "\t", seq);
-    sb_copy_field(s, c->case_id);
-    sb_add(s, "\t", 1);
-    sb_copy_field(s, c->unit);
-    sb_fmt(s, "\t%" PRIu64 "\t", c->version);
-    sb_ts(s, (int64_t)c->changed_at_ms);
-    sb_fmt(s, "\t%s\t%c\t", c->deleted ? "t" : "f", c->sex);
+    pgtext_fmt(s, "%" PRIu64 "\t", seq);
+    pgtext_copy_field(s, c->case_id);
+    pgtext_add(s, "\t", 1);
+    pgtext_copy_field(s, c->unit);
+    pgtext_fmt(s, "\t%" PRIu64 "\t", c->version);
+    copy_ts(s, (int64_t)c->changed_at_ms);
+    pgtext_fmt(s, "\t%s\t%c\t", c->deleted ? "t" : "f", c->sex);
     if (c->birth_ym[0])
-        sb_copy_field(s, c->birth_ym);
+        pgtext_copy_field(s, c->birth_ym);
     else
-        sb_add(s, "\\N", 2);
+        pgtext_copy_null(s);
     if (c->ethnicity > 0)
-        sb_fmt(s, "\t%d\t", c->ethnicity);
+        pgtext_fmt(s, "\t%d\t", c->ethnicity);
     else
-        sb_add(s, "\t\\N\t", 4);
+        pgtext_add(s, "\t\\N\t", 4);
     if (c->village[0])
-        sb_copy_field(s, c->village);
+        pgtext_copy_field(s, c->village);
     else
-        sb_add(s, "\\N", 2);
-    sb_fmt(s, "\t%" PRIu32 "\t", c->categories);
-    sb_copy_field(s, c->status);
+        pgtext_copy_null(s);
+    pgtext_fmt(s, "\t%" PRIu32 "\t", c->categories);
+    pgtext_copy_field(s, c->status);
     const int64_t ts[] = {c->notified_at, c->assessed_at, c->emergency_at, c->plan_drafted_at,
                           c->plan_approved_at, c->reviewed_at, c->closed_at};
     for (size_t i = 0; i < sizeof(ts) / sizeof(ts[0]); i++) {
-        sb_add(s, "\t", 1);
-        sb_ts(s, ts[i]);
+        pgtext_add(s, "\t", 1);
+        copy_ts(s, ts[i]);
     }
-    sb_fmt(s, "\t%" PRIu32 "\n", c->services);
+    pgtext_fmt(s, "\t%" PRIu32 "\n", c->services);
 }
 
 /* The refused record, as JSON, for lt.rejected_delta. Strings are validated
    plain ASCII by the wire layer; quotes and backslashes are escaped anyway. */
-static void json_str(sbuf_t *s, const char *k, const char *v, int first)
+static void json_str(pgtext_buf_t *s, const char *k, const char *v, int first)
 {
-    sb_fmt(s, "%s\"%s\":\"", first ? "" : ",", k);
+    pgtext_fmt(s, "%s\"%s\":\"", first ? "" : ",", k);
     for (; *v; v++) {
         if (*v == '"' || *v == '\\')
-            sb_add(s, "\\", 1);
+            pgtext_add(s, "\\", 1);
         if ((unsigned char)*v >= 0x20)
-            sb_add(s, v, 1);
+            pgtext_add(s, v, 1);
     }
-    sb_add(s, "\"", 1);
+    pgtext_add(s, "\"", 1);
 }
 
-static void record_json(sbuf_t *s, const lt_record_t *r)
+static void record_json(pgtext_buf_t *s, const lt_record_t *r)
 {
     char num[40];
-    sb_fmt(s, "{\"seq\":%" PRIu64 ",\"kind\":%d", r->seq, (int)r->kind);
+    pgtext_fmt(s, "{\"seq\":%" PRIu64 ",\"kind\":%d", r->seq, (int)r->kind);
     if (r->kind == LT_REC_VALUE) {
         const lt_value_rec_t *v = &r->u.v;
         json_str(s, "unit_code", v->unit, 0);
@@ -230,18 +156,18 @@ static void record_json(sbuf_t *s, const lt_record_t *r)
         json_str(s, "period", v->period, 0);
         json_str(s, "disagg", v->disagg, 0);
         if (v->has_value) {
-            apply_format_value(v->value, num, sizeof(num));
-            sb_fmt(s, ",\"value\":%s", num);
+            pgtext_format_double(v->value, num, sizeof(num));
+            pgtext_fmt(s, ",\"value\":%s", num);
         } else {
-            sb_str(s, ",\"value\":null");
+            pgtext_str(s, ",\"value\":null");
         }
-        sb_fmt(s, ",\"version\":%" PRIu64 "}", v->version);
+        pgtext_fmt(s, ",\"version\":%" PRIu64 "}", v->version);
     } else {
         const lt_case_rec_t *c = &r->u.c;
         json_str(s, "case_id", c->case_id, 0);
         json_str(s, "unit_code", c->unit, 0);
         json_str(s, "status", c->status, 0);
-        sb_fmt(s, ",\"categories\":%" PRIu32 ",\"version\":%" PRIu64 ",\"notified_ms\":%" PRId64 "}",
+        pgtext_fmt(s, ",\"categories\":%" PRIu32 ",\"version\":%" PRIu64 ",\"notified_ms\":%" PRId64 "}",
                c->categories, c->version, c->notified_at);
     }
 }
@@ -413,7 +339,7 @@ static void step_query(job_t *j, const char *sql, int n, const char *const *p, p
         j->db_lost = 1;
 }
 
-static void step_copy(job_t *j, const char *sql, const sbuf_t *data)
+static void step_copy(job_t *j, const char *sql, const pgtext_buf_t *data)
 {
     if (pgconn_copy_in(j->a->db, sql, data->buf, data->len, on_step, j) == 0)
         j->steps_pending++;
@@ -435,7 +361,7 @@ static void start(applier_t *a, job_t *j)
         step_query(j, "SELECT lt.child_hello($1, $2::bigint)", 2, p, on_single);
     } else if (j->kind == JOB_QUARANTINE) {
         const lt_record_t *r = &j->hold->msg.u.batch.records[j->lo];
-        sbuf_t js = {0};
+        pgtext_buf_t js = {0};
         char p_seq[24];
         record_json(&js, r);
         snprintf(p_prev, sizeof(p_prev), "%" PRIu64, j->prev);
@@ -445,7 +371,7 @@ static void start(applier_t *a, job_t *j)
                    on_single);
         free(js.buf);
     } else {
-        sbuf_t vals = {0}, cases = {0};
+        pgtext_buf_t vals = {0}, cases = {0};
         const lt_record_t *recs = j->hold->msg.u.batch.records;
         for (uint32_t i = j->lo; i < j->hi; i++) {
             if (recs[i].kind == LT_REC_VALUE)

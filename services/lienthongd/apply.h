@@ -42,11 +42,4 @@ void applier_db_state(applier_t *a, int up);
 size_t applier_queue_bytes(const applier_t *a);
 size_t applier_queue_len(const applier_t *a);
 
-/* Formatting helpers, exposed for the unit tests. */
-/* Shortest decimal that reads back as exactly v ("%.15g" when it round-trips, else
-   "%.17g"): 0.1 stays "0.1", so a parent stores what the commune typed. */
-void apply_format_value(double v, char *out, size_t n);
-/* Unix ms -> "YYYY-MM-DD HH:MM:SS.mmm+00". */
-void apply_format_ts(int64_t ms, char *out, size_t n);
-
 #endif
