@@ -55,4 +55,15 @@ check "a deleted value is a tombstone at the province (got $v)" test "$v" = dele
 check "after the deletion: province roll-ups equal the ground truth" net_ground_truth 24
 check "verify passes at every node after catch-up and deletion" net_verify_all
 check "digests still match" net_digests_match 24
+# personal data: present at the commune (the control), absent from every upstream database
+c1=$(echo $communes | cut -d' ' -f2)
+# every table but the public unit list (which has a Xã Tam Thôn Hiệp)
+dump() { PGHOST="$NET_DIR/pg/sock" PGUSER=lt "$PG_BIN/pg_dump" --data-only -T lt.unit "$(net_db "$1")"; }
+phone=$(net_psql "$c1" "SELECT phone FROM lt.case_personal LIMIT 1")
+name=$(net_psql "$c1" "SELECT full_name FROM lt.case_personal LIMIT 1")
+check "control: the commune's dump holds its cases' personal data ($name, $phone)" bash -c "[ -n '$phone' ] && $(declare -f dump); NET_DIR=$NET_DIR PG_BIN=$PG_BIN; $(declare -f net_db); dump $c1 | grep -q 'Ghi chú riêng'"
+for up in 223 216 24; do
+    leaked=$(dump "$up" | grep -c -e "$phone" -e 'Ghi chú riêng' -e 'Thôn ' || true)
+    check "no personal data (names, phones, addresses, notes) in the $up database (matches: $leaked)" test "$leaked" = 0
+done
 check_done
