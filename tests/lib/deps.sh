@@ -19,6 +19,8 @@ command -v nft >/dev/null         || need+=(nftables)
 command -v tc >/dev/null          || need+=(iproute2)
 command -v ps >/dev/null          || need+=(procps)
 command -v runuser >/dev/null     || need+=(util-linux)
+command -v python3 >/dev/null     || need+=(python3-minimal)
+command -v strace >/dev/null      || need+=(strace)
 command -v clang >/dev/null       || need+=(clang)
 ls /usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a >/dev/null 2>&1 || need+=(libclang-rt-14-dev)
 
