@@ -31,9 +31,17 @@ typedef struct {
 
 typedef enum { JOB_HELLO, JOB_APPLY, JOB_QUARANTINE } job_kind_t;
 
+/* A transaction applies up to this many queued batches (group commit). */
+#define APPLY_GROUP_MAX_JOBS 64
+#define APPLY_GROUP_MAX_RECORDS 20000
+
 typedef struct job {
-    struct job *next;
+    struct job *next;        /* the queue */
     struct applier *a;
+    struct job *leader;      /* the group's first job; NULL when this job leads */
+    struct job *member_next; /* leader: the other jobs of its transaction */
+    int n_members;           /* leader: jobs in the transaction, itself included */
+    int solo;                /* never grouped (a retry after a failed group, a split) */
     job_kind_t kind;
     uint8_t rid[256];
     size_t rid_len;
@@ -250,10 +258,18 @@ static void pump(applier_t *a);
 
 /* ------------------------------------------------------------ step callbacks */
 
+/* Every step's callback gets the job it belongs to; progress and the fate of the
+   transaction are counted on the group's leader. */
+static job_t *leader_of(job_t *j)
+{
+    return j->leader ? j->leader : j;
+}
+
 static void note_failure(job_t *j, PGresult *res)
 {
+    job_t *l = leader_of(j);
     if (!res) {
-        j->db_lost = 1;
+        l->db_lost = 1;
         return;
     }
     ExecStatusType st = PQresultStatus(res);
@@ -266,21 +282,27 @@ static void note_failure(job_t *j, PGresult *res)
         snprintf(j->sqlstate, sizeof(j->sqlstate), "%s", code ? code : "");
     }
     j->failed = 1;
+    if (!l->failed && l != j) {
+        snprintf(l->err, sizeof(l->err), "%s", j->err);
+        snprintf(l->sqlstate, sizeof(l->sqlstate), "%s", j->sqlstate);
+    }
+    l->failed = 1;
 }
 
-static void finish(applier_t *a, job_t *j);
+static void finish(applier_t *a, job_t *leader);
 
-static void step_done(applier_t *a, job_t *j)
+static void step_done(job_t *j)
 {
-    if (--j->steps_pending == 0)
-        finish(a, j);
+    job_t *l = leader_of(j);
+    if (--l->steps_pending == 0)
+        finish(l->a, l);
 }
 
 static void on_step(pgconn_t *c, PGresult *res, void *arg)
 {
     job_t *j = arg;
     note_failure(j, res);
-    step_done(j->a, j);
+    step_done(j);
 }
 
 static void on_apply(pgconn_t *c, PGresult *res, void *arg)
@@ -289,7 +311,9 @@ static void on_apply(pgconn_t *c, PGresult *res, void *arg)
     note_failure(j, res);
     if (res && PQresultStatus(res) == PGRES_TUPLES_OK) {
         int n = PQntuples(res);
+        free(j->rejects);
         j->rejects = n > 1 ? calloc((size_t)n, sizeof(lt_reject_t)) : NULL;
+        j->n_rejects = 0;
         for (int i = 0; i < n; i++) {
             const char *kind = PQgetvalue(res, i, 0);
             uint64_t seq = strtoull(PQgetvalue(res, i, 1), NULL, 10);
@@ -305,20 +329,20 @@ static void on_apply(pgconn_t *c, PGresult *res, void *arg)
             }
         }
     }
-    step_done(j->a, j);
+    step_done(j);
 }
 
 static void on_commit(pgconn_t *c, PGresult *res, void *arg)
 {
-    job_t *j = arg;
-    note_failure(j, res);
+    job_t *l = arg;
+    note_failure(l, res);
     /* An aborted transaction answers COMMIT with the tag ROLLBACK. */
     if (res && PQresultStatus(res) == PGRES_COMMAND_OK && strcmp(PQcmdStatus(res), "COMMIT") != 0) {
-        if (!j->failed)
-            snprintf(j->err, sizeof(j->err), "transaction rolled back");
-        j->failed = 1;
+        if (!l->failed)
+            snprintf(l->err, sizeof(l->err), "transaction rolled back");
+        l->failed = 1;
     }
-    step_done(j->a, j);
+    step_done(l);
 }
 
 static void on_single(pgconn_t *c, PGresult *res, void *arg)
@@ -327,33 +351,81 @@ static void on_single(pgconn_t *c, PGresult *res, void *arg)
     note_failure(j, res);
     if (res && PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1)
         j->applied_upto = strtoull(PQgetvalue(res, 0, 0), NULL, 10);
-    step_done(j->a, j);
+    step_done(j);
 }
 
 /* Queue one step; a refused enqueue (connection down) counts as a lost database. */
 static void step_query(job_t *j, const char *sql, int n, const char *const *p, pgconn_result_cb cb)
 {
     if (pgconn_query(j->a->db, sql, n, p, cb, j) == 0)
-        j->steps_pending++;
+        leader_of(j)->steps_pending++;
     else
-        j->db_lost = 1;
+        leader_of(j)->db_lost = 1;
 }
 
 static void step_copy(job_t *j, const char *sql, const pgtext_buf_t *data)
 {
     if (pgconn_copy_in(j->a->db, sql, data->buf, data->len, on_step, j) == 0)
-        j->steps_pending++;
+        leader_of(j)->steps_pending++;
     else
-        j->db_lost = 1;
+        leader_of(j)->db_lost = 1;
 }
 
 /* ------------------------------------------------------------ running a job */
 
+/* One batch's steps inside the group's transaction. */
+static void queue_batch_steps(job_t *j)
+{
+    char p_prev[24], p_last[24];
+    pgtext_buf_t vals = {0}, cases = {0};
+    const lt_record_t *recs = j->hold->msg.u.batch.records;
+
+    for (uint32_t i = j->lo; i < j->hi; i++) {
+        if (recs[i].kind == LT_REC_VALUE)
+            copy_value_row(&vals, recs[i].seq, &recs[i].u.v);
+        else
+            copy_case_row(&cases, recs[i].seq, &recs[i].u.c);
+    }
+    if (vals.oom || cases.oom) {
+        j->failed = leader_of(j)->failed = 1;
+        snprintf(j->err, sizeof(j->err), "out of memory formatting the batch");
+    } else {
+        snprintf(p_prev, sizeof(p_prev), "%" PRIu64, j->prev);
+        snprintf(p_last, sizeof(p_last), "%" PRIu64, j->last);
+        const char *p[3] = {j->unit, p_prev, p_last};
+        step_query(j, "TRUNCATE pg_temp.stage_value, pg_temp.stage_case", 0, NULL, on_step);
+        if (vals.len)
+            step_copy(j,
+                      "COPY pg_temp.stage_value (seq, unit_code, element, period, disagg, value, "
+                      "version, changed_at) FROM STDIN",
+                      &vals);
+        if (cases.len)
+            step_copy(j,
+                      "COPY pg_temp.stage_case (seq, case_id, unit_code, version, changed_at, deleted, "
+                      "sex, birth_ym, ethnicity, village_code, categories, status, notified_at, "
+                      "assessed_at, emergency_at, plan_drafted_at, plan_approved_at, reviewed_at, "
+                      "closed_at, services) FROM STDIN",
+                      &cases);
+        step_query(j, "SELECT kind, seq, n, code, reason FROM lt.apply_batch($1, $2::bigint, $3::bigint)", 3,
+                   p, on_apply);
+    }
+    free(vals.buf);
+    free(cases.buf);
+}
+
+static uint32_t job_records(const job_t *j)
+{
+    return j->hi - j->lo;
+}
+
 static void start(applier_t *a, job_t *j)
 {
-    char p_prev[24], p_last[24], p_max[24];
+    char p_prev[24], p_max[24];
     j->t0 = lt_mono_ms();
     j->steps_pending = 1; /* held until every step is queued */
+    j->leader = NULL;
+    j->n_members = 1;
+    j->member_next = NULL;
 
     if (j->kind == JOB_HELLO) {
         snprintf(p_max, sizeof(p_max), "%" PRIu64, j->child_max);
@@ -367,47 +439,31 @@ static void start(applier_t *a, job_t *j)
         snprintf(p_prev, sizeof(p_prev), "%" PRIu64, j->prev);
         snprintf(p_seq, sizeof(p_seq), "%" PRIu64, r->seq);
         const char *p[5] = {j->unit, p_prev, p_seq, j->err, js.oom ? "{}" : js.buf};
-        step_query(j, "SELECT lt.quarantine($1, $2::bigint, $3::bigint, $4, $5::jsonb)", 5, p,
-                   on_single);
+        step_query(j, "SELECT lt.quarantine($1, $2::bigint, $3::bigint, $4, $5::jsonb)", 5, p, on_single);
         free(js.buf);
     } else {
-        pgtext_buf_t vals = {0}, cases = {0};
-        const lt_record_t *recs = j->hold->msg.u.batch.records;
-        for (uint32_t i = j->lo; i < j->hi; i++) {
-            if (recs[i].kind == LT_REC_VALUE)
-                copy_value_row(&vals, recs[i].seq, &recs[i].u.v);
-            else
-                copy_case_row(&cases, recs[i].seq, &recs[i].u.c);
+        /* Group commit: the batches waiting behind this one (from any child) join its
+           transaction, so many small batches share one fsync. A group that fails is
+           retried one batch at a time. */
+        uint32_t records = job_records(j);
+        job_t **tail = &j->member_next;
+        while (!j->solo && a->head && a->head->kind == JOB_APPLY && !a->head->solo &&
+               j->n_members < APPLY_GROUP_MAX_JOBS && records + job_records(a->head) <= APPLY_GROUP_MAX_RECORDS) {
+            job_t *m = pop(a);
+            m->leader = j;
+            m->t0 = j->t0;
+            records += job_records(m);
+            *tail = m;
+            tail = &m->member_next;
+            j->n_members++;
         }
-        if (vals.oom || cases.oom) {
-            j->failed = 1;
-            snprintf(j->err, sizeof(j->err), "out of memory formatting the batch");
-        } else {
-            snprintf(p_prev, sizeof(p_prev), "%" PRIu64, j->prev);
-            snprintf(p_last, sizeof(p_last), "%" PRIu64, j->last);
-            const char *p[3] = {j->unit, p_prev, p_last};
-            step_query(j, "BEGIN; TRUNCATE pg_temp.stage_value, pg_temp.stage_case", 0, NULL, on_step);
-            if (vals.len)
-                step_copy(j,
-                          "COPY pg_temp.stage_value (seq, unit_code, element, period, disagg, value, "
-                          "version, changed_at) FROM STDIN",
-                          &vals);
-            if (cases.len)
-                step_copy(j,
-                          "COPY pg_temp.stage_case (seq, case_id, unit_code, version, changed_at, deleted, "
-                          "sex, birth_ym, ethnicity, village_code, categories, status, notified_at, "
-                          "assessed_at, emergency_at, plan_drafted_at, plan_approved_at, reviewed_at, "
-                          "closed_at, services) FROM STDIN",
-                          &cases);
-            step_query(j, "SELECT kind, seq, n, code, reason FROM lt.apply_batch($1, $2::bigint, $3::bigint)",
-                       3, p, on_apply);
-            /* After a failed step the transaction is aborted; COMMIT then rolls it back. */
-            step_query(j, "COMMIT", 0, NULL, on_commit);
-        }
-        free(vals.buf);
-        free(cases.buf);
+        step_query(j, "BEGIN", 0, NULL, on_step);
+        for (job_t *m = j; m; m = m->member_next)
+            queue_batch_steps(m);
+        /* After a failed step the transaction is aborted; COMMIT then rolls it back. */
+        step_query(j, "COMMIT", 0, NULL, on_commit);
     }
-    step_done(a, j);
+    step_done(j);
 }
 
 static void drop_all(applier_t *a, job_t *first)
@@ -416,12 +472,12 @@ static void drop_all(applier_t *a, job_t *first)
        UNAVAILABLE and says HELLO again later; its rows wait in its outbox. */
     job_t *j = first;
     while (j) {
-        if (j->kind != JOB_QUARANTINE || j == first)
-            send_error(a, j, LT_WIRE_EUNAVAILABLE, "the node's database is unavailable; retry later");
+        job_t *next_member = j->member_next;
+        send_error(a, j, LT_WIRE_EUNAVAILABLE, "the node's database is unavailable; retry later");
         if (j->kind == JOB_HELLO && a->hooks.welcomed)
             a->hooks.welcomed(a->hooks.arg, j->rid, j->rid_len, j->unit, 0);
         job_free(j);
-        j = pop(a);
+        j = next_member ? next_member : pop(a);
     }
 }
 
@@ -432,6 +488,7 @@ static job_t *sub_job(const job_t *parent, job_kind_t kind, uint32_t lo, uint32_
         return NULL;
     j->a = parent->a;
     j->kind = kind;
+    j->solo = 1;
     memcpy(j->rid, parent->rid, parent->rid_len);
     j->rid_len = parent->rid_len;
     memcpy(j->unit, parent->unit, sizeof(j->unit));
@@ -446,6 +503,59 @@ static job_t *sub_job(const job_t *parent, job_kind_t kind, uint32_t lo, uint32_
     return j;
 }
 
+/* A committed batch: tell its child. */
+static void answer_applied(applier_t *a, job_t *j)
+{
+    lt_stats_t *st = &a->d->stats;
+    msgpack_sbuffer sb;
+
+    msgpack_sbuffer_init(&sb);
+    if (strcmp(j->status, "gap") == 0) {
+        st->down_gaps++;
+        log_info("child %s: batch (%" PRIu64 ", %" PRIu64 "] leaves a gap after %" PRIu64 "; asking it to resume",
+                 j->unit, j->prev, j->last, j->applied_upto);
+        if (lt_wire_encode_resume(&sb, j->applied_upto, "gap: resend after this seq") == 0)
+            send_msg(a, j, &sb);
+    } else {
+        if (strcmp(j->status, "duplicate") == 0)
+            st->down_duplicates++;
+        else
+            st->down_batches++;
+        st->down_records_applied += j->n_applied;
+        st->down_records_rejected += j->n_rejects;
+        for (uint32_t i = 0; i < j->n_rejects; i++)
+            log_warn("child %s: seq %" PRIu64 " refused (%s): %s", j->unit, j->rejects[i].seq,
+                     lt_wire_error_name(j->rejects[i].code), j->rejects[i].reason);
+        log_debug("child %s: applied (%" PRIu64 ", %" PRIu64 "]: %" PRIu64 " records, %u refused, %s", j->unit,
+                  j->prev, j->last, j->n_applied, j->n_rejects, j->status);
+        if (lt_wire_encode_ack(&sb, j->applied_upto, (uint32_t)j->n_applied, j->rejects,
+                               j->n_rejects > LT_WIRE_MAX_REJECTS ? LT_WIRE_MAX_REJECTS : j->n_rejects) == 0)
+            send_msg(a, j, &sb);
+    }
+    msgpack_sbuffer_destroy(&sb);
+}
+
+/* A batch the database refused alone: split it, or quarantine its one record. */
+static void split_refused(applier_t *a, job_t *j)
+{
+    job_t *x, *y;
+    a->d->stats.down_bisections++;
+    if (j->hi - j->lo > 1) {
+        uint32_t mid = j->lo + (j->hi - j->lo) / 2;
+        log_warn("child %s: batch (%" PRIu64 ", %" PRIu64 "] refused by the database (%s); "
+                 "splitting %u records to find the refused one",
+                 j->unit, j->prev, j->last, j->err, j->hi - j->lo);
+        x = sub_job(j, JOB_APPLY, j->lo, mid);
+        y = sub_job(j, JOB_APPLY, mid, j->hi);
+        if (y)
+            push_front(a, y);
+        if (x)
+            push_front(a, x);
+    } else if ((x = sub_job(j, JOB_QUARANTINE, j->lo, j->hi)) != NULL) {
+        push_front(a, x);
+    }
+}
+
 static void finish(applier_t *a, job_t *j)
 {
     lt_stats_t *st = &a->d->stats;
@@ -456,7 +566,7 @@ static void finish(applier_t *a, job_t *j)
     if (j->db_lost) {
         st->down_db_errors++;
         log_warn("child %s: database connection lost during %s; dropping %zu queued jobs", j->unit,
-                 j->kind == JOB_HELLO ? "hello" : "apply", a->queue_len);
+                 j->kind == JOB_HELLO ? "hello" : "apply", a->queue_len + (size_t)j->n_members - 1);
         drop_all(a, j);
         return;
     }
@@ -492,58 +602,47 @@ static void finish(applier_t *a, job_t *j)
             snprintf(rj.reason, sizeof(rj.reason), "%.200s", j->err);
             st->down_quarantined++;
             st->down_records_rejected++;
-            log_warn("child %s: seq %" PRIu64 " refused by the database and quarantined: %s", j->unit,
-                     j->last, j->err);
+            log_warn("child %s: seq %" PRIu64 " refused by the database and quarantined: %s", j->unit, j->last,
+                     j->err);
             if (lt_wire_encode_ack(&sb, j->applied_upto, 0, &rj, 1) == 0)
                 send_msg(a, j, &sb);
         }
         break;
     case JOB_APPLY:
-        if (j->failed) {
-            st->down_bisections++;
-            job_t *x, *y;
-            if (j->hi - j->lo > 1) {
-                uint32_t mid = j->lo + (j->hi - j->lo) / 2;
-                log_warn("child %s: batch (%" PRIu64 ", %" PRIu64 "] refused by the database (%s); "
-                         "splitting %u records to find the refused one",
-                         j->unit, j->prev, j->last, j->err, j->hi - j->lo);
-                x = sub_job(j, JOB_APPLY, j->lo, mid);
-                y = sub_job(j, JOB_APPLY, mid, j->hi);
-                if (y)
-                    push_front(a, y);
-                if (x)
-                    push_front(a, x);
-            } else if ((x = sub_job(j, JOB_QUARANTINE, j->lo, j->hi)) != NULL) {
-                push_front(a, x);
+        if (!j->failed) {
+            st->down_groups++;
+            for (job_t *m = j; m; m = m->member_next)
+                answer_applied(a, m);
+        } else if (j->n_members == 1) {
+            split_refused(a, j);
+        } else {
+            /* Nothing of the group was committed: run its batches one by one, in order. */
+            log_info("a group of %d batches was refused (%s); applying them one at a time", j->n_members, j->err);
+            job_t *members[APPLY_GROUP_MAX_JOBS];
+            int n = 0;
+            for (job_t *m = j; m && n < APPLY_GROUP_MAX_JOBS; m = m->member_next)
+                members[n++] = m;
+            for (int i = n - 1; i >= 0; i--) {
+                job_t *m = members[i];
+                m->solo = 1;
+                m->failed = 0;
+                m->leader = m->member_next = NULL;
+                free(m->rejects);
+                m->rejects = NULL;
+                m->n_rejects = 0;
+                push_front(a, m);
             }
-            break;
+            msgpack_sbuffer_destroy(&sb);
+            pump(a);
+            return;
         }
-        if (strcmp(j->status, "gap") == 0) {
-            st->down_gaps++;
-            log_info("child %s: batch (%" PRIu64 ", %" PRIu64 "] leaves a gap after %" PRIu64
-                     "; asking it to resume",
-                     j->unit, j->prev, j->last, j->applied_upto);
-            if (lt_wire_encode_resume(&sb, j->applied_upto, "gap: resend after this seq") == 0)
-                send_msg(a, j, &sb);
-            break;
-        }
-        if (strcmp(j->status, "duplicate") == 0)
-            st->down_duplicates++;
-        else
-            st->down_batches++;
-        st->down_records_applied += j->n_applied;
-        st->down_records_rejected += j->n_rejects;
-        for (uint32_t i = 0; i < j->n_rejects; i++)
-            log_warn("child %s: seq %" PRIu64 " refused (%s): %s", j->unit, j->rejects[i].seq,
-                     lt_wire_error_name(j->rejects[i].code), j->rejects[i].reason);
-        log_debug("child %s: applied (%" PRIu64 ", %" PRIu64 "]: %" PRIu64 " records, %u refused, %s",
-                  j->unit, j->prev, j->last, j->n_applied, j->n_rejects, j->status);
-        if (lt_wire_encode_ack(&sb, j->applied_upto, (uint32_t)j->n_applied, j->rejects,
-                               j->n_rejects > LT_WIRE_MAX_REJECTS ? LT_WIRE_MAX_REJECTS : j->n_rejects) == 0)
-            send_msg(a, j, &sb);
         break;
     }
     msgpack_sbuffer_destroy(&sb);
+    for (job_t *m = j->member_next, *next; m; m = next) {
+        next = m->member_next;
+        job_free(m);
+    }
     job_free(j);
     pump(a);
 }

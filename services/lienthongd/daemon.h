@@ -23,7 +23,7 @@ typedef struct {
     /* downstream (this node as a parent) */
     uint64_t down_batches, down_records_applied, down_records_rejected, down_duplicates,
         down_gaps, down_bad_messages, down_refused_hellos, down_dropped_busy, down_db_errors,
-        down_bisections, down_quarantined, down_bytes_received;
+        down_bisections, down_quarantined, down_bytes_received, down_groups;
     uint64_t down_sessions, down_queue_bytes; /* gauges */
     uint64_t apply_ns_total;                  /* time spent in batch applies */
 } lt_stats_t;
