@@ -19,6 +19,8 @@
 
 #define REC_VALUE_FIELDS 9
 #define REC_CASE_FIELDS 21
+#define REC_SUBMISSION_FIELDS 12
+#define META_CHANGE_FIELDS 5
 #define REC_MIN_BYTES 17   /* smallest possible encoded value record */
 #define REJECT_MIN_BYTES 4 /* smallest possible encoded reject */
 #define BATCH_HEADER_MAX 26 /* fixarray, version, type, 2 x uint64, array32 */
@@ -38,10 +40,10 @@ const char *lt_wire_error_name(int code)
 }
 
 static const char *const msg_names[] = {
-    "?", "hello", "welcome", "batch", "ack", "resume", "error", "ping", "pong",
+    "?", "hello", "welcome", "batch", "ack", "resume", "error", "ping", "pong", "meta", "meta_ack",
 };
 /* Fields after [version, type], per message type. */
-static const uint32_t msg_fields[] = {0, 4, 2, 3, 3, 2, 2, 1, 1};
+static const uint32_t msg_fields[] = {0, 4, 2, 3, 3, 2, 2, 1, 1, 3, 1};
 
 const char *lt_case_category_name(int bit)
 {
@@ -300,6 +302,61 @@ int lt_wire_check_case(const lt_case_rec_t *c, char *err, size_t errlen)
     return -1;
 }
 
+static const char *const submission_statuses[] = {"submitted", "approved", "returned", "reopened", NULL};
+
+int lt_wire_check_submission(const lt_submission_rec_t *s, char *err, size_t errlen)
+{
+    char b[72];
+    int ok_status = 0;
+    for (int i = 0; submission_statuses[i]; i++)
+        ok_status |= strcmp(s->status, submission_statuses[i]) == 0;
+    if (!lt_valid_unit(s->unit))
+        errf(err, errlen, "unit %s is not a unit code", q(b, s->unit));
+    else if (!lt_valid_element(s->data_set))
+        errf(err, errlen, "data_set %s is not a code", q(b, s->data_set));
+    else if (!lt_valid_period(s->period))
+        errf(err, errlen, "period %s is not a period", q(b, s->period));
+    else if (s->version == 0 || s->version > INT64_MAX)
+        errf(err, errlen, "version %" PRIu64 " is out of range", s->version);
+    else if (!ts_in_range(s->submitted_at) || !ts_in_range(s->first_submitted_at) ||
+             s->first_submitted_at > s->submitted_at)
+        errf(err, errlen, "submission times are out of range or out of order");
+    else if (!ok_status)
+        errf(err, errlen, "submission status %s is unknown", q(b, s->status));
+    else if (s->decided_by[0] && !lt_valid_unit(s->decided_by))
+        errf(err, errlen, "decided_by %s is not a unit code", q(b, s->decided_by));
+    else if (s->decided_at != -1 && !ts_in_range(s->decided_at))
+        errf(err, errlen, "decided_at is out of range");
+    else
+        return 0;
+    return -1;
+}
+
+int lt_wire_check_meta_change(const lt_meta_change_t *m, char *err, size_t errlen)
+{
+    char b[72];
+    size_t klen = strlen(m->key);
+    if (m->version == 0 || m->version > INT64_MAX)
+        errf(err, errlen, "version %" PRIu64 " is out of range", m->version);
+    else if (!charset_ok(m->kind, 1, 32, "_") || strpbrk(m->kind, "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-"))
+        errf(err, errlen, "kind %s is not [a-z_]{1,32}", q(b, m->kind));
+    else if (klen == 0 || klen > 256)
+        errf(err, errlen, "key is %zu bytes; 1..256", klen);
+    else if (m->scope[0] && !lt_valid_unit(m->scope))
+        errf(err, errlen, "scope %s is not a unit code", q(b, m->scope));
+    else if (m->doc && strlen(m->doc) > LT_WIRE_MAX_META_DOC)
+        errf(err, errlen, "doc is over %d bytes", LT_WIRE_MAX_META_DOC);
+    else {
+        for (size_t i = 0; i < klen; i++)
+            if ((unsigned char)m->key[i] < 0x20) {
+                errf(err, errlen, "key contains a control character");
+                return -1;
+            }
+        return 0;
+    }
+    return -1;
+}
+
 /* --------------------------------------------------------------- encoding */
 
 #define PK_STR(pk, s, n) (msgpack_pack_str((pk), (n)) | msgpack_pack_str_body((pk), (s), (n)))
@@ -370,6 +427,24 @@ static int pack_case_rec(msgpack_packer *pk, uint64_t seq, const lt_case_rec_t *
     rc |= pack_ts(pk, c->reviewed_at);
     rc |= pack_ts(pk, c->closed_at);
     rc |= msgpack_pack_uint32(pk, c->services);
+    return rc;
+}
+
+static int pack_submission_rec(msgpack_packer *pk, uint64_t seq, const lt_submission_rec_t *r)
+{
+    int rc = msgpack_pack_array(pk, REC_SUBMISSION_FIELDS);
+    rc |= msgpack_pack_uint64(pk, seq);
+    rc |= msgpack_pack_uint8(pk, LT_REC_SUBMISSION);
+    rc |= pack_cstr(pk, r->unit);
+    rc |= pack_cstr(pk, r->data_set);
+    rc |= pack_cstr(pk, r->period);
+    rc |= msgpack_pack_uint64(pk, r->version);
+    rc |= msgpack_pack_uint64(pk, (uint64_t)r->submitted_at);
+    rc |= msgpack_pack_uint64(pk, (uint64_t)r->first_submitted_at);
+    rc |= pack_cstr(pk, r->status);
+    rc |= r->decided_by[0] ? pack_cstr(pk, r->decided_by) : msgpack_pack_nil(pk);
+    rc |= pack_ts(pk, r->decided_at);
+    rc |= r->reason[0] ? pack_text(pk, r->reason) : msgpack_pack_nil(pk);
     return rc;
 }
 
@@ -470,6 +545,49 @@ int lt_wire_encode_ping(msgpack_sbuffer *sb, lt_msg_type_t type, uint64_t ms)
     return enc_done(sb, start, rc);
 }
 
+int lt_wire_encode_meta(msgpack_sbuffer *sb, uint64_t after, uint64_t upto,
+                        const lt_meta_change_t *changes, uint32_t n)
+{
+    if (n > LT_WIRE_MAX_META_CHANGES || after > upto)
+        return -1;
+    uint64_t prev = after;
+    for (uint32_t i = 0; i < n; i++) {
+        if (changes[i].version <= prev || changes[i].version > upto ||
+            lt_wire_check_meta_change(&changes[i], NULL, 0) < 0)
+            return -1;
+        prev = changes[i].version;
+    }
+    size_t start = sb->size;
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+    int rc = pack_head(&pk, LT_MSG_META);
+    rc |= msgpack_pack_uint64(&pk, after);
+    rc |= msgpack_pack_uint64(&pk, upto);
+    rc |= msgpack_pack_array(&pk, n);
+    for (uint32_t i = 0; i < n && !rc; i++) {
+        const lt_meta_change_t *m = &changes[i];
+        rc |= msgpack_pack_array(&pk, META_CHANGE_FIELDS);
+        rc |= msgpack_pack_uint64(&pk, m->version);
+        rc |= pack_cstr(&pk, m->kind);
+        rc |= pack_cstr(&pk, m->key);
+        rc |= m->doc ? pack_cstr(&pk, m->doc) : msgpack_pack_nil(&pk);
+        rc |= m->scope[0] ? pack_cstr(&pk, m->scope) : msgpack_pack_nil(&pk);
+    }
+    if (!rc && sb->size - start > LT_WIRE_MAX_FRAME)
+        rc = -1;
+    return enc_done(sb, start, rc);
+}
+
+int lt_wire_encode_meta_ack(msgpack_sbuffer *sb, uint64_t applied)
+{
+    size_t start = sb->size;
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+    int rc = pack_head(&pk, LT_MSG_META_ACK);
+    rc |= msgpack_pack_uint64(&pk, applied);
+    return enc_done(sb, start, rc);
+}
+
 /* ----------------------------------------------------------- batch writer */
 
 struct lt_batch_writer {
@@ -543,6 +661,15 @@ int lt_batch_add_case(lt_batch_writer_t *self, uint64_t seq, const lt_case_rec_t
     return batch_added(self, seq, start, pack_case_rec(&self->pk, seq, c));
 }
 
+int lt_batch_add_submission(lt_batch_writer_t *self, uint64_t seq, const lt_submission_rec_t *r)
+{
+    if (seq <= self->last_rec_seq || self->n >= LT_WIRE_MAX_RECORDS ||
+        lt_wire_check_submission(r, NULL, 0) < 0)
+        return -1;
+    size_t start = self->body.size;
+    return batch_added(self, seq, start, pack_submission_rec(&self->pk, seq, r));
+}
+
 int lt_batch_finish(lt_batch_writer_t *self, msgpack_sbuffer *out, uint64_t last_seq)
 {
     if (self->n == 0 || last_seq < self->last_rec_seq)
@@ -574,9 +701,10 @@ int lt_wire_encode_msg(msgpack_sbuffer *sb, const lt_msg_t *m)
         lt_batch_begin(w, m->u.batch.prev_seq);
         for (uint32_t i = 0; i < m->u.batch.n && rc == 0; i++) {
             const lt_record_t *r = &m->u.batch.records[i];
-            rc = r->kind == LT_REC_VALUE ? lt_batch_add_value(w, r->seq, &r->u.v)
-                 : r->kind == LT_REC_CASE ? lt_batch_add_case(w, r->seq, &r->u.c)
-                                          : -1;
+            rc = r->kind == LT_REC_VALUE        ? lt_batch_add_value(w, r->seq, &r->u.v)
+                 : r->kind == LT_REC_CASE       ? lt_batch_add_case(w, r->seq, &r->u.c)
+                 : r->kind == LT_REC_SUBMISSION ? lt_batch_add_submission(w, r->seq, &r->u.s)
+                                                : -1;
         }
         if (rc == 0)
             rc = lt_batch_finish(w, sb, m->u.batch.last_seq);
@@ -593,6 +721,10 @@ int lt_wire_encode_msg(msgpack_sbuffer *sb, const lt_msg_t *m)
     case LT_MSG_PING:
     case LT_MSG_PONG:
         return lt_wire_encode_ping(sb, m->type, m->u.ping.ms);
+    case LT_MSG_META:
+        return lt_wire_encode_meta(sb, m->u.meta.after, m->u.meta.upto, m->u.meta.changes, m->u.meta.n);
+    case LT_MSG_META_ACK:
+        return lt_wire_encode_meta_ack(sb, m->u.meta_ack.applied);
     }
     return -1;
 }
@@ -972,6 +1104,30 @@ static int decode_case_rec(dec_t *d, lt_case_rec_t *c)
     return 0;
 }
 
+static int decode_submission_rec(dec_t *d, lt_submission_rec_t *r)
+{
+    char why[200];
+    uint64_t u = 0;
+    if (get_str(d, "unit", 0, r->unit, sizeof r->unit, 0) < 0 ||
+        get_str(d, "data_set", 0, r->data_set, sizeof r->data_set, 0) < 0 ||
+        get_str(d, "period", 0, r->period, sizeof r->period, 0) < 0 ||
+        get_uint(d, "version", 1, INT64_MAX, &r->version) < 0 ||
+        get_uint(d, "submitted_at", 0, UINT64_MAX, &u) < 0)
+        return -1;
+    r->submitted_at = (int64_t)(u & INT64_MAX);
+    if (get_uint(d, "first_submitted_at", 0, UINT64_MAX, &u) < 0)
+        return -1;
+    r->first_submitted_at = (int64_t)(u & INT64_MAX);
+    if (get_str(d, "status", 0, r->status, sizeof r->status, 0) < 0 ||
+        get_str(d, "decided_by", 1, r->decided_by, sizeof r->decided_by, 1) < 0 ||
+        get_ts(d, "decided_at", 1, &r->decided_at) < 0 ||
+        get_str(d, "reason", 1, r->reason, sizeof r->reason, 1) < 0)
+        return -1;
+    if (lt_wire_check_submission(r, why, sizeof why) < 0)
+        return fail(d, LT_WIRE_EBAD_FIELD, "%s", why);
+    return 0;
+}
+
 /* Record i of a batch covering (prev, last]; after is the previous record's seq. */
 static int decode_record(dec_t *d, uint32_t i, uint64_t prev, uint64_t last, uint64_t after,
                          lt_record_t *r)
@@ -993,14 +1149,18 @@ static int decode_record(dec_t *d, uint32_t i, uint64_t prev, uint64_t last, uin
         return fail(d, LT_WIRE_EBAD_FIELD, "seq does not follow seq %" PRIu64, after);
     if (get_uint(d, "kind", 0, UINT64_MAX, &kind) < 0)
         return -1;
-    if (kind != LT_REC_VALUE && kind != LT_REC_CASE)
+    if (kind != LT_REC_VALUE && kind != LT_REC_CASE && kind != LT_REC_SUBMISSION)
         return fail(d, LT_WIRE_EBAD_FIELD, "kind %" PRIu64 " is not a record kind", kind);
     r->kind = (lt_rec_kind_t)kind;
-    uint64_t want = kind == LT_REC_VALUE ? REC_VALUE_FIELDS : REC_CASE_FIELDS;
+    uint64_t want = kind == LT_REC_VALUE ? REC_VALUE_FIELDS
+                    : kind == LT_REC_CASE ? REC_CASE_FIELDS
+                                          : REC_SUBMISSION_FIELDS;
     if (n != want)
         return fail(d, LT_WIRE_EBAD_FIELD, "record of kind %" PRIu64 " has %" PRIu64
                     " fields; expected %" PRIu64, kind, n, want);
-    return kind == LT_REC_VALUE ? decode_value_rec(d, &r->u.v) : decode_case_rec(d, &r->u.c);
+    return kind == LT_REC_VALUE  ? decode_value_rec(d, &r->u.v)
+           : kind == LT_REC_CASE ? decode_case_rec(d, &r->u.c)
+                                 : decode_submission_rec(d, &r->u.s);
 }
 
 static int decode_batch(dec_t *d, lt_msg_t *m)
@@ -1073,6 +1233,67 @@ static int decode_ack(dec_t *d, lt_msg_t *m)
     return 0;
 }
 
+static int decode_meta(dec_t *d, lt_msg_t *m)
+{
+    uint64_t after = 0, upto = 0, n = 0, nf = 0;
+    char why[200];
+    if (get_uint(d, "after", 0, INT64_MAX, &after) < 0 || get_uint(d, "upto", 0, INT64_MAX, &upto) < 0 ||
+        get_array(d, "changes", &n) < 0)
+        return -1;
+    if (after > upto)
+        return fail(d, LT_WIRE_EBAD_FIELD, "after %" PRIu64 " is above upto %" PRIu64, after, upto);
+    if (n > LT_WIRE_MAX_META_CHANGES)
+        return fail(d, LT_WIRE_ETOO_LARGE, "%" PRIu64 " changes; at most %d", n, LT_WIRE_MAX_META_CHANGES);
+    if (n * 6 > (uint64_t)(d->end - d->p))
+        return fail(d, LT_WIRE_EBAD_FIELD, "%" PRIu64 " changes cannot fit in %zu bytes", n,
+                    (size_t)(d->end - d->p));
+    m->u.meta.after = after;
+    m->u.meta.upto = upto;
+    if (n == 0)
+        return 0;
+    m->u.meta.changes = calloc((size_t)n, sizeof *m->u.meta.changes);
+    if (!m->u.meta.changes)
+        return fail(d, LT_WIRE_ETOO_LARGE, "out of memory for %" PRIu64 " changes", n);
+    m->u.meta.n = (uint32_t)n;
+    uint64_t prev = after;
+    for (uint32_t i = 0; i < n; i++) {
+        lt_meta_change_t *c = &m->u.meta.changes[i];
+        item_t it;
+        snprintf(d->where, sizeof d->where, "meta change %" PRIu32, i);
+        if (get_array(d, "change", &nf) < 0)
+            return -1;
+        if (nf != META_CHANGE_FIELDS)
+            return fail(d, LT_WIRE_EBAD_FIELD, "change has %" PRIu64 " fields; expected %d", nf,
+                        META_CHANGE_FIELDS);
+        if (get_uint(d, "version", 1, INT64_MAX, &c->version) < 0 ||
+            get_str(d, "kind", 1, c->kind, sizeof c->kind, 0) < 0 ||
+            get_str(d, "key", 1, c->key, sizeof c->key, 0) < 0 || read_item(d, &it) < 0)
+            return -1;
+        if (c->version <= prev || c->version > upto)
+            return fail(d, LT_WIRE_EBAD_FIELD, "version %" PRIu64 " is not inside (%" PRIu64 ", %" PRIu64 "]",
+                        c->version, prev, upto);
+        prev = c->version;
+        if (it.t == T_STR) {
+            if (it.u > LT_WIRE_MAX_META_DOC)
+                return fail(d, LT_WIRE_EBAD_FIELD, "doc is %" PRIu64 " bytes; at most %d", it.u,
+                            LT_WIRE_MAX_META_DOC);
+            if (memchr(it.s, '\0', (size_t)it.u))
+                return fail(d, LT_WIRE_EBAD_FIELD, "doc contains a NUL byte");
+            if (!(c->doc = malloc((size_t)it.u + 1)))
+                return fail(d, LT_WIRE_ETOO_LARGE, "out of memory for a doc");
+            memcpy(c->doc, it.s, (size_t)it.u);
+            c->doc[it.u] = '\0';
+        } else if (it.t != T_NIL) {
+            return fail(d, LT_WIRE_EBAD_FIELD, "doc: expected a string or nil, got %s", tname(&it));
+        }
+        if (get_str(d, "scope", 1, c->scope, sizeof c->scope, 1) < 0)
+            return -1;
+        if (lt_wire_check_meta_change(c, why, sizeof why) < 0)
+            return fail(d, LT_WIRE_EBAD_FIELD, "%s", why);
+    }
+    return 0;
+}
+
 static int decode_body(dec_t *d, lt_msg_t *m)
 {
     uint64_t u = 0;
@@ -1110,6 +1331,10 @@ static int decode_body(dec_t *d, lt_msg_t *m)
     case LT_MSG_PING:
     case LT_MSG_PONG:
         return get_uint(d, "ms", 0, UINT64_MAX, &m->u.ping.ms);
+    case LT_MSG_META:
+        return decode_meta(d, m);
+    case LT_MSG_META_ACK:
+        return get_uint(d, "applied", 0, INT64_MAX, &m->u.meta_ack.applied);
     }
     return fail(d, LT_WIRE_EBAD_TYPE, "unknown message type");
 }
@@ -1177,7 +1402,7 @@ int lt_wire_decode(const void *buf, size_t len, lt_msg_t *msg, char *err, size_t
     }
     if (read_item(&d, &it) < 0)
         goto fail;
-    if (it.t != T_UINT || it.u < LT_MSG_HELLO || it.u > LT_MSG_PONG) {
+    if (it.t != T_UINT || it.u < LT_MSG_HELLO || it.u > LT_MSG_META_ACK) {
         if (it.t == T_UINT)
             fail(&d, LT_WIRE_EBAD_TYPE, "unknown message type %" PRIu64, it.u);
         else
@@ -1217,6 +1442,11 @@ void lt_msg_clear(lt_msg_t *msg)
         free(msg->u.batch.records);
     else if (msg->type == LT_MSG_ACK)
         free(msg->u.ack.rejects);
+    else if (msg->type == LT_MSG_META && msg->u.meta.changes) {
+        for (uint32_t i = 0; i < msg->u.meta.n; i++)
+            free(msg->u.meta.changes[i].doc);
+        free(msg->u.meta.changes);
+    }
     memset(msg, 0, sizeof *msg);
 }
 
@@ -1263,8 +1493,9 @@ int lt_msg_equal(const lt_msg_t *a, const lt_msg_t *b)
         for (uint32_t i = 0; i < a->u.batch.n; i++) {
             const lt_record_t *x = &a->u.batch.records[i], *y = &b->u.batch.records[i];
             if (x->seq != y->seq || x->kind != y->kind ||
-                !(x->kind == LT_REC_VALUE ? value_equal(&x->u.v, &y->u.v)
-                                          : case_equal(&x->u.c, &y->u.c)))
+                !(x->kind == LT_REC_VALUE  ? value_equal(&x->u.v, &y->u.v)
+                  : x->kind == LT_REC_CASE ? case_equal(&x->u.c, &y->u.c)
+                                           : memcmp(&x->u.s, &y->u.s, sizeof x->u.s) == 0))
                 return 0;
         }
         return 1;
@@ -1288,6 +1519,18 @@ int lt_msg_equal(const lt_msg_t *a, const lt_msg_t *b)
     case LT_MSG_PING:
     case LT_MSG_PONG:
         return a->u.ping.ms == b->u.ping.ms;
+    case LT_MSG_META:
+        if (a->u.meta.after != b->u.meta.after || a->u.meta.upto != b->u.meta.upto || a->u.meta.n != b->u.meta.n)
+            return 0;
+        for (uint32_t i = 0; i < a->u.meta.n; i++) {
+            const lt_meta_change_t *x = &a->u.meta.changes[i], *y = &b->u.meta.changes[i];
+            if (x->version != y->version || strcmp(x->kind, y->kind) || strcmp(x->key, y->key) ||
+                strcmp(x->scope, y->scope) || !x->doc != !y->doc || (x->doc && strcmp(x->doc, y->doc)))
+                return 0;
+        }
+        return 1;
+    case LT_MSG_META_ACK:
+        return a->u.meta_ack.applied == b->u.meta_ack.applied;
     }
     return 1; /* two zeroed messages */
 }

@@ -61,10 +61,15 @@ typedef enum {
     LT_MSG_RESUME,
     LT_MSG_ERROR,
     LT_MSG_PING,
-    LT_MSG_PONG
+    LT_MSG_PONG,
+    LT_MSG_META,     /* parent -> child: metadata changes (catalogue, targets, approvals) */
+    LT_MSG_META_ACK  /* child -> parent: the metadata version now applied */
 } lt_msg_type_t;
 
-typedef enum { LT_REC_VALUE = 1, LT_REC_CASE = 2 } lt_rec_kind_t;
+typedef enum { LT_REC_VALUE = 1, LT_REC_CASE = 2, LT_REC_SUBMISSION = 3 } lt_rec_kind_t;
+
+#define LT_WIRE_MAX_META_CHANGES 1000
+#define LT_WIRE_MAX_META_DOC 65536 /* bytes of one change's JSON document */
 
 typedef struct {
     char unit[6], element[65], period[10], disagg[65];
@@ -89,14 +94,35 @@ typedef struct {
     uint32_t services;
 } lt_case_rec_t;
 
+/* A unit's report submission for a data set and period, and the decision on it. */
+typedef struct {
+    char unit[6], data_set[65], period[10];
+    uint64_t version;
+    int64_t submitted_at, first_submitted_at; /* unix ms */
+    char status[10];     /* submitted | approved | returned | reopened */
+    char decided_by[6];  /* "" when nil */
+    int64_t decided_at;  /* -1 when nil */
+    char reason[201];    /* "" when nil */
+} lt_submission_rec_t;
+
 typedef struct {
     uint64_t seq;
     lt_rec_kind_t kind;
     union {
         lt_value_rec_t v;
         lt_case_rec_t c;
+        lt_submission_rec_t s;
     } u;
 } lt_record_t;
+
+/* One metadata change: (kind, key) -> doc, a JSON document (NULL: deleted). */
+typedef struct {
+    uint64_t version;
+    char kind[33];   /* [a-z_]{1,32} */
+    char key[257];   /* 1..256 bytes, no control characters */
+    char *doc;       /* NUL-terminated JSON text owned by the message, NULL when deleted */
+    char scope[6];   /* "" = every node; else only nodes whose subtree holds this unit */
+} lt_meta_change_t;
 
 typedef struct {
     uint64_t seq;
@@ -114,6 +140,8 @@ typedef struct {
         struct { uint64_t resume_after; char reason[201]; } resume;
         struct { uint16_t code; char message[201]; } error;
         struct { uint64_t ms; } ping; /* PING and PONG */
+        struct { uint64_t after, upto; uint32_t n; lt_meta_change_t *changes; } meta; /* changes and docs owned */
+        struct { uint64_t applied; } meta_ack;
     } u;
 } lt_msg_t;
 
@@ -148,6 +176,12 @@ int lt_wire_encode_error(msgpack_sbuffer *sb, uint16_t code, const char *message
 /* type is LT_MSG_PING or LT_MSG_PONG. */
 int lt_wire_encode_ping(msgpack_sbuffer *sb, lt_msg_type_t type, uint64_t ms)
     __attribute__((warn_unused_result));
+/* META covering versions (after, upto]; versions strictly increasing inside it. */
+int lt_wire_encode_meta(msgpack_sbuffer *sb, uint64_t after, uint64_t upto,
+                        const lt_meta_change_t *changes, uint32_t n)
+    __attribute__((warn_unused_result));
+int lt_wire_encode_meta_ack(msgpack_sbuffer *sb, uint64_t applied)
+    __attribute__((warn_unused_result));
 /* Any decoded (or hand-built) message, batches included. */
 int lt_wire_encode_msg(msgpack_sbuffer *sb, const lt_msg_t *msg)
     __attribute__((warn_unused_result));
@@ -165,6 +199,8 @@ int lt_batch_add_value(lt_batch_writer_t *self, uint64_t seq, const lt_value_rec
     __attribute__((warn_unused_result));
 int lt_batch_add_case(lt_batch_writer_t *self, uint64_t seq, const lt_case_rec_t *c)
     __attribute__((warn_unused_result));
+int lt_batch_add_submission(lt_batch_writer_t *self, uint64_t seq, const lt_submission_rec_t *s)
+    __attribute__((warn_unused_result));
 uint32_t lt_batch_count(const lt_batch_writer_t *self);
 /* Upper bound on the frame's size were it finished now. */
 size_t lt_batch_size(const lt_batch_writer_t *self);
@@ -177,6 +213,10 @@ int lt_batch_finish(lt_batch_writer_t *self, msgpack_sbuffer *out, uint64_t last
 int lt_wire_check_value(const lt_value_rec_t *v, char *err, size_t errlen)
     __attribute__((warn_unused_result));
 int lt_wire_check_case(const lt_case_rec_t *c, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+int lt_wire_check_submission(const lt_submission_rec_t *s, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+int lt_wire_check_meta_change(const lt_meta_change_t *m, char *err, size_t errlen)
     __attribute__((warn_unused_result));
 
 /* Field validators: 1 when valid, else 0. */

@@ -963,7 +963,7 @@ TEST(hostile_version_and_type)
     CHECK_CODE(decode_hex("93 01 63 00"), LT_WIRE_EBAD_TYPE); /* type 99 */
     CHECK_ERR_HAS("unknown message type 99");
     CHECK_CODE(decode_hex("93 01 00 00"), LT_WIRE_EBAD_TYPE);
-    CHECK_CODE(decode_hex("93 01 09 00"), LT_WIRE_EBAD_TYPE);
+    CHECK_CODE(decode_hex("93 01 0b 00"), LT_WIRE_EBAD_TYPE); /* 11: past META_ACK */
     CHECK_CODE(decode_hex("93 01 a1 37 00"), LT_WIRE_EBAD_TYPE);
     CHECK_CODE(decode_hex("93 01 ff 00"), LT_WIRE_EBAD_TYPE);
     /* not a lienthong frame at all */
@@ -1057,4 +1057,73 @@ TEST(validators)
     CHECK_EQ_STR(lt_wire_error_name(LT_WIRE_ENO_SESSION), "no_session");
     CHECK_EQ_STR(lt_wire_error_name(LT_WIRE_EUNAVAILABLE), "unavailable");
     CHECK_EQ_STR(lt_wire_error_name(12), "unknown");
+}
+
+/* ---------------------------------------------------------------- metadata down, submissions up */
+
+TEST(meta_round_trip_and_limits)
+{
+    lt_meta_change_t ch[3] = {
+        {.version = 5, .kind = "target", .key = "PL003/CL_RATE/24/2026", .doc = "{\"value\": 4, \"cmp\": \"<\"}"},
+        {.version = 7, .kind = "holiday", .key = "2026-04-30", .doc = NULL},
+        {.version = 9, .kind = "approval", .key = "07621/ANNUAL/2025", .doc = "{}", .scope = "07621"},
+    };
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    CHECK(lt_wire_encode_meta(&sb, 4, 9, ch, 3) == 0);
+    lt_msg_t want = {.type = LT_MSG_META, .u.meta = {.after = 4, .upto = 9, .n = 3, .changes = ch}};
+    check_round_trip(&sb, &want);
+    /* refused by the encoder: versions not increasing, outside (after, upto], bad kind, bad scope */
+    size_t before = sb.size;
+    lt_meta_change_t bad = ch[1];
+    bad.version = 5;
+    lt_meta_change_t two[2] = {ch[0], bad};
+    CHECK(lt_wire_encode_meta(&sb, 4, 9, two, 2) < 0);
+    CHECK(lt_wire_encode_meta(&sb, 5, 9, ch, 1) < 0);
+    bad = ch[0];
+    snprintf(bad.kind, sizeof bad.kind, "Target");
+    CHECK(lt_wire_encode_meta(&sb, 4, 9, &bad, 1) < 0);
+    bad = ch[0];
+    snprintf(bad.scope, sizeof bad.scope, "7a");
+    CHECK(lt_wire_encode_meta(&sb, 4, 9, &bad, 1) < 0);
+    CHECK_EQ_INT(sb.size, before);
+    msgpack_sbuffer_destroy(&sb);
+
+    msgpack_sbuffer_init(&sb);
+    CHECK(lt_wire_encode_meta_ack(&sb, 42) == 0);
+    check_bytes(&sb, "93 01 0a 2a");
+    msgpack_sbuffer_destroy(&sb);
+    /* hostile: a change claiming more changes than bytes; versions going backwards; a doc of the wrong type */
+    CHECK_CODE(decode_hex("95 01 09 00 05 dd 00 01 00 00"), LT_WIRE_EMALFORMED);
+    CHECK_CODE(decode_hex("95 01 09 00 09 92 95 05 a1 61 a1 6b c0 c0 95 04 a1 61 a1 6b c0 c0"),
+               LT_WIRE_EBAD_FIELD);
+    CHECK_ERR_HAS("is not inside");
+    CHECK_CODE(decode_hex("95 01 09 00 09 91 95 05 a1 61 a1 6b 07 c0"), LT_WIRE_EBAD_FIELD);
+    CHECK_ERR_HAS("doc: expected a string or nil");
+    CHECK_CODE(decode_hex("95 01 09 09 04 90"), LT_WIRE_EBAD_FIELD);
+}
+
+TEST(submission_records_round_trip)
+{
+    lt_submission_rec_t s = {.unit = "07621", .data_set = "ANNUAL", .period = "2025", .version = 3,
+                             .submitted_at = 1764000000000, .first_submitted_at = 1763000000000,
+                             .status = "approved", .decided_by = "24", .decided_at = 1764100000000,
+                             .reason = "đủ số liệu"};
+    lt_batch_writer_t *w = lt_batch_new();
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    lt_batch_begin(w, 10);
+    CHECK(lt_batch_add_submission(w, 11, &s) == 0);
+    lt_submission_rec_t bad = s;
+    snprintf(bad.status, sizeof bad.status, "maybe");
+    CHECK(lt_batch_add_submission(w, 12, &bad) < 0);
+    bad = s;
+    bad.first_submitted_at = s.submitted_at + 1;
+    CHECK(lt_batch_add_submission(w, 12, &bad) < 0);
+    CHECK(lt_batch_finish(w, &sb, 11) == 0);
+    lt_record_t rec = {.seq = 11, .kind = LT_REC_SUBMISSION, .u.s = s};
+    lt_msg_t want = {.type = LT_MSG_BATCH, .u.batch = {.prev_seq = 10, .last_seq = 11, .n = 1, .records = &rec}};
+    check_round_trip(&sb, &want);
+    lt_batch_destroy(&w);
+    msgpack_sbuffer_destroy(&sb);
 }
