@@ -20,10 +20,16 @@ typedef struct {
     uint64_t up_acked_seq, up_outbox_rows; /* gauges */
     int64_t up_oldest_unacked_ms;          /* gauge: age of the oldest unacked row, -1 none */
     int up_connected;                      /* gauge */
+    uint64_t up_meta_changes, up_meta_errors, up_meta_version; /* metadata from the parent */
     /* downstream (this node as a parent) */
     uint64_t down_batches, down_records_applied, down_records_rejected, down_duplicates,
         down_gaps, down_bad_messages, down_refused_hellos, down_dropped_busy, down_db_errors,
         down_bisections, down_quarantined, down_bytes_received, down_groups;
+    /* authentication (curve mode): ZAP accepted / refused connections, and
+       messages refused because the HELLO named another unit than the key's or
+       the key was removed from the allow-list since the connection began */
+    uint64_t down_auth_accepted, down_auth_refused, down_auth_mismatch;
+    uint64_t down_meta_sent, down_submissions;
     uint64_t down_sessions, down_queue_bytes; /* gauges */
     uint64_t apply_ns_total;                  /* time spent in batch applies */
 } lt_stats_t;
@@ -53,9 +59,15 @@ void upstream_stats_tick(upstream_t *u);
 downstream_t *downstream_new(lt_daemon_t *d);
 void downstream_stop(downstream_t *s, void (*done)(void *arg), void *arg);
 void downstream_stats_tick(downstream_t *s);
+/* SIGHUP: re-read the children's allow-list (curve mode). */
+void downstream_reload(downstream_t *s);
 
 /* Socket options shared by both sides (net.c): limits, heartbeats, reconnect
-   back-off, linger, and CURVE when configured. 0 or -1 (logged). */
+   back-off, linger, and CURVE unless security.mode = plaintext: a ROUTER
+   becomes a CURVE server in the ZAP domain (its ZAP handler must be bound
+   first: zap.h), a DEALER a CURVE client of the parent's public key. Key files
+   are checked (a secret readable by others, or a public key that is not the
+   secret's, is refused). 0 or -1 (logged). */
 int net_setup_socket(lt_daemon_t *d, void *sock, int type);
 
 /* Wall-clock milliseconds since the epoch, and monotonic milliseconds. */

@@ -4,10 +4,14 @@
  * (apply.c) that turns their batches into committed rows before any ACK.
  *
  * Invariants: a batch is accepted only on a session whose HELLO the database
- * accepted; the unit a session speaks for is decided here (the HELLO in plaintext
- * mode, the CURVE key's allow-list entry otherwise), never by the batch; every
- * malformed or unexpected message gets an ERROR, a counter and a log line, and the
- * other children carry on.
+ * accepted; the unit a session speaks for is decided here, never by the batch:
+ * in curve mode it is the User-Id that the ZAP handler (zap.c) attached to the
+ * received message from the allow-list entry of the peer's key — never the
+ * routing id (the peer may choose it) nor the HELLO (a HELLO naming another unit
+ * is refused with code 7) — and a key removed from the allow-list is refused on
+ * its next message; in plaintext mode it is the HELLO. Every malformed,
+ * unexpected or unauthorised message gets an ERROR, a counter and a log line, and
+ * the other children carry on.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -21,6 +25,7 @@
 #include "log.h"
 #include "pgconn.h"
 #include "wire.h"
+#include "zap.h"
 #include "zsock.h"
 
 #define SESSION_BUCKETS 4096
@@ -34,16 +39,23 @@ typedef struct session {
     int welcomed, hello_pending;
     uint64_t last_seen_mono;
     double last_seen_wall;
+    /* metadata flowing down: the child's position in this node's log */
+    int meta_known, meta_busy;    /* position reported; a query or a META outstanding */
+    uint64_t meta_pos, meta_sent_mono;
 } session_t;
 
 struct downstream {
     lt_daemon_t *d;
     pgconn_t *db;
     zsock_t *zs;
+    zap_t *zap; /* curve mode: the authentication handler */
     applier_t *applier;
     uv_timer_t timer;
     session_t *buckets[SESSION_BUCKETS];
     size_t nsessions;
+    uint64_t meta_high;    /* the highest committed version of this node's metadata log */
+    int meta_high_known;   /* meta_high has been read once */
+    int meta_high_pending; /* a lt.meta_high() query is outstanding */
     int stopping;
     void (*done)(void *);
     void *done_arg;
@@ -135,15 +147,131 @@ static void on_welcomed(void *arg, const uint8_t *rid, size_t rid_len, const cha
 {
     downstream_t *s = arg;
     session_t *x = session_find(s, rid, rid_len);
-    if (!x)
-        return;
+    if (!x || strcmp(x->unit, unit) != 0)
+        return; /* gone, or the routing id now belongs to another key's session */
     x->hello_pending = 0;
     x->welcomed = ok;
 }
 
+/* ------------------------------------------------------------ metadata down */
+
+#define META_CHUNK 500 /* changes per META */
+
+typedef struct {
+    downstream_t *s;
+    uint8_t rid[256];
+    size_t rid_len;
+    char unit[8];
+    uint64_t after;
+} meta_req_t;
+
+static void meta_push(downstream_t *s, session_t *x);
+
+static void on_meta_changes(pgconn_t *c, PGresult *res, void *arg)
+{
+    meta_req_t *q = arg;
+    downstream_t *s = q->s;
+    session_t *x = session_find(s, q->rid, q->rid_len);
+    lt_meta_change_t *ch = NULL;
+    msgpack_sbuffer sb;
+    int n = 0;
+
+    if (!x || strcmp(x->unit, q->unit) != 0) {
+        free(q);
+        return; /* the session went away meanwhile */
+    }
+    x->meta_busy = 0;
+    if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
+        if (res)
+            log_warn("child %s: metadata not read: %s", x->unit, PQresultErrorMessage(res));
+        free(q);
+        return; /* tried again on the timer */
+    }
+    n = PQntuples(res);
+    if (n == 0) {
+        /* nothing in (after, high] concerns this child */
+        if (x->meta_pos < s->meta_high)
+            x->meta_pos = s->meta_high;
+        free(q);
+        return;
+    }
+    ch = calloc((size_t)n, sizeof(*ch));
+    msgpack_sbuffer_init(&sb);
+    for (int i = 0; ch && i < n; i++) {
+        ch[i].version = strtoull(PQgetvalue(res, i, 0), NULL, 10);
+        snprintf(ch[i].kind, sizeof(ch[i].kind), "%s", PQgetvalue(res, i, 1));
+        snprintf(ch[i].key, sizeof(ch[i].key), "%s", PQgetvalue(res, i, 2));
+        ch[i].doc = PQgetisnull(res, i, 3) ? NULL : PQgetvalue(res, i, 3);
+        snprintf(ch[i].scope, sizeof(ch[i].scope), "%s", PQgetisnull(res, i, 4) ? "" : PQgetvalue(res, i, 4));
+    }
+    uint64_t upto = strtoull(PQgetvalue(res, n - 1, 0), NULL, 10);
+    if (!ch || lt_wire_encode_meta(&sb, q->after, upto, ch, (uint32_t)n) != 0) {
+        log_error("child %s: metadata versions (%" PRIu64 ", %" PRIu64 "] cannot be encoded; not sent", x->unit,
+                  q->after, upto);
+    } else {
+        send_to(s, x->rid, x->rid_len, sb.data, sb.size);
+        x->meta_busy = 1; /* until its META_ACK */
+        x->meta_sent_mono = lt_mono_ms();
+        s->d->stats.down_meta_sent += (uint64_t)n;
+        log_debug("child %s: sent metadata (%" PRIu64 ", %" PRIu64 "], %d changes", x->unit, q->after, upto, n);
+    }
+    msgpack_sbuffer_destroy(&sb);
+    free(ch);
+    free(q);
+}
+
+/* Send the child the next metadata changes it lacks, if any and none are outstanding. */
+static void meta_push(downstream_t *s, session_t *x)
+{
+    char p_after[24], p_limit[16];
+    meta_req_t *q;
+
+    if (!x->welcomed || !x->meta_known || x->meta_busy || x->meta_pos >= s->meta_high || !pgconn_is_up(s->db))
+        return;
+    if (!(q = calloc(1, sizeof(*q))))
+        return;
+    q->s = s;
+    memcpy(q->rid, x->rid, x->rid_len);
+    q->rid_len = x->rid_len;
+    memcpy(q->unit, x->unit, sizeof(q->unit));
+    q->after = x->meta_pos;
+    snprintf(p_after, sizeof(p_after), "%" PRIu64, x->meta_pos);
+    snprintf(p_limit, sizeof(p_limit), "%d", META_CHUNK);
+    const char *p[3] = {p_after, x->unit, p_limit};
+    if (pgconn_query(s->db, "SELECT version, kind, key, doc::text, scope_unit FROM lt.meta_changes_since($1::bigint, $2, $3::int)",
+                     3, p, on_meta_changes, q) != 0) {
+        free(q);
+        return;
+    }
+    x->meta_busy = 1;
+    x->meta_sent_mono = lt_mono_ms();
+}
+
+static void on_meta_high(pgconn_t *c, PGresult *res, void *arg)
+{
+    downstream_t *s = arg;
+    s->meta_high_pending = 0;
+    if (!res || PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1)
+        return;
+    s->meta_high = strtoull(PQgetvalue(res, 0, 0), NULL, 10);
+    s->meta_high_known = 1;
+    uint64_t now = lt_mono_ms();
+    for (int b = 0; b < SESSION_BUCKETS; b++)
+        for (session_t *x = s->buckets[b]; x; x = x->next) {
+            /* a META (or its query) without an answer in time is sent again */
+            if (x->meta_busy && now - x->meta_sent_mono > (uint64_t)s->d->cfg->ack_timeout_ms)
+                x->meta_busy = 0;
+            meta_push(s, x);
+        }
+}
+
 /* ------------------------------------------------------------ receiving */
 
-static void handle(downstream_t *s, const uint8_t *rid, size_t rid_len, const void *data, size_t len)
+/* auth: in curve mode the unit the message's key is bound to (its User-Id,
+   still allowed by the current allow-list), NULL when the key is not (or no
+   longer) allowed; in plaintext mode always NULL. */
+static void handle(downstream_t *s, const uint8_t *rid, size_t rid_len, const void *data, size_t len,
+                   const char *auth)
 {
     lt_stats_t *st = &s->d->stats;
     lt_msg_t msg;
@@ -159,6 +287,25 @@ static void handle(downstream_t *s, const uint8_t *rid, size_t rid_len, const vo
     }
     x->last_seen_mono = lt_mono_ms();
     x->last_seen_wall = (double)lt_now_ms() / 1000.0;
+    if (s->zap) {
+        if (!auth) {
+            st->down_auth_mismatch++;
+            log_warn("child %s: its key is no longer in the allow-list; message refused",
+                     x->unit[0] ? x->unit : "?");
+            x->welcomed = 0;
+            send_error(s, rid, rid_len, LT_WIRE_EUNAUTHORISED, "this node's key is not in the parent's allow-list");
+            return;
+        }
+        if (strcmp(x->unit, auth) != 0) {
+            /* a new connection, or a routing id taken over by another key: the
+               session starts again as the key's unit */
+            if (x->unit[0])
+                log_warn("child %s: routing id now used by the key of %s; session reset", x->unit, auth);
+            snprintf(x->unit, sizeof(x->unit), "%s", auth);
+            x->welcomed = 0;
+            x->hello_pending = 0;
+        }
+    }
 
     if (lt_wire_decode(data, len, &msg, err, sizeof(err), &code) != 0) {
         st->down_bad_messages++;
@@ -171,6 +318,19 @@ static void handle(downstream_t *s, const uint8_t *rid, size_t rid_len, const vo
     case LT_MSG_HELLO:
         if (x->hello_pending)
             break; /* one at a time */
+        if (s->zap && strcmp(msg.u.hello.unit, x->unit) != 0) {
+            /* Curve: the key decides the unit; a HELLO naming another is refused. */
+            char why[128];
+            st->down_auth_mismatch++;
+            st->down_refused_hellos++;
+            x->welcomed = 0;
+            log_warn("child %s: HELLO names unit %s, but the connection's key belongs to %s; refused", x->unit,
+                     msg.u.hello.unit, x->unit);
+            snprintf(why, sizeof(why), "HELLO names unit %s, but this connection's key belongs to %s",
+                     msg.u.hello.unit, x->unit);
+            send_error(s, rid, rid_len, LT_WIRE_EUNAUTHORISED, why);
+            break;
+        }
         /* Plaintext: the child names itself; the database checks it is our child. */
         snprintf(x->unit, sizeof(x->unit), "%s", msg.u.hello.unit);
         x->welcomed = 0;
@@ -207,6 +367,25 @@ static void handle(downstream_t *s, const uint8_t *rid, size_t rid_len, const vo
         msgpack_sbuffer_destroy(&sb);
         break;
     }
+    case LT_MSG_META_ACK:
+        if (!x->welcomed) {
+            send_error(s, rid, rid_len, LT_WIRE_ENO_SESSION, "no session: send HELLO first");
+            break;
+        }
+        /* the child's position in this node's metadata log (after WELCOME, after each META) */
+        x->meta_known = 1;
+        x->meta_busy = 0;
+        x->meta_pos = msg.u.meta_ack.applied;
+        if (s->meta_high_known && x->meta_pos > s->meta_high) {
+            /* the child is ahead of this node's log: this node was restored from an older
+               backup. Send it everything again; it starts over when it sees after = 0. */
+            log_warn("child %s: its metadata position %" PRIu64 " is past this node's log (%" PRIu64
+                     "); sending the whole catalogue again",
+                     x->unit, x->meta_pos, s->meta_high);
+            x->meta_pos = 0;
+        }
+        meta_push(s, x);
+        break;
     case LT_MSG_ERROR:
         log_warn("child %s reports error %u: %s", x->unit[0] ? x->unit : "?", msg.u.error.code,
                  msg.u.error.message);
@@ -225,6 +404,7 @@ static void on_zmq(zsock_t *zs, int events, void *arg)
 {
     downstream_t *s = arg;
     zmq_msg_t parts[2];
+    char auth[8];
 
     if (!(events & ZMQ_POLLIN))
         return;
@@ -237,10 +417,22 @@ static void on_zmq(zsock_t *zs, int events, void *arg)
             log_warn("message from a child with too many frames or unreadable; dropped");
             continue;
         }
-        if (n == 2)
+        if (n == 2) {
+            /* The ZAP handler set User-Id (the unit) and the key on every message
+               of the connection; the key must still be allowed, for that unit. */
+            const char *user = NULL;
+            if (s->zap) {
+                const char *uid = zmq_msg_gets(&parts[1], "User-Id");
+                const char *key = zmq_msg_gets(&parts[1], ZAP_KEY_PROPERTY);
+                const char *now = key ? zap_unit_of(s->zap, key) : NULL;
+                if (uid && now && strcmp(uid, now) == 0 && strlen(uid) < sizeof(auth)) {
+                    snprintf(auth, sizeof(auth), "%s", uid);
+                    user = auth;
+                }
+            }
             handle(s, zmq_msg_data(&parts[0]), zmq_msg_size(&parts[0]), zmq_msg_data(&parts[1]),
-                   zmq_msg_size(&parts[1]));
-        else
+                   zmq_msg_size(&parts[1]), user);
+        } else
             s->d->stats.down_bad_messages++;
         for (int k = 0; k < n; k++)
             zmq_msg_close(&parts[k]);
@@ -305,6 +497,16 @@ static void on_timer(uv_timer_t *t)
     downstream_t *s = t->data;
     sessions_expire(s, lt_mono_ms());
     s->d->stats.down_sessions = s->nsessions;
+    /* has this node's metadata moved (from its parent, or edited here at the top)? */
+    if (!s->meta_high_pending && pgconn_is_up(s->db) &&
+        pgconn_query(s->db, "SELECT lt.meta_committed_high()", 0, NULL, on_meta_high, s) == 0)
+        s->meta_high_pending = 1;
+}
+
+void downstream_reload(downstream_t *s)
+{
+    if (s->zap)
+        (void)zap_reload(s->zap); /* logs; a bad file keeps the running list */
 }
 
 void downstream_stats_tick(downstream_t *s)
@@ -333,6 +535,10 @@ downstream_t *downstream_new(lt_daemon_t *d)
     pgconn_set_backoff(s->db, (unsigned)d->cfg->reconnect_min_ms, (unsigned)d->cfg->reconnect_max_ms);
     if (!(s->applier = applier_new(d, s->db, &hooks)))
         goto fail;
+    /* The authentication handler first: a CURVE socket bound without one lets
+       every key in (libzmq 4.3). */
+    if (d->cfg->security_mode == LT_SECURITY_CURVE && !(s->zap = zap_new(d, d->cfg->children_keys_file)))
+        goto fail;
     if (!(sock = zmq_socket(d->zctx, ZMQ_ROUTER)) || net_setup_socket(d, sock, ZMQ_ROUTER) != 0)
         goto fail;
     if (zmq_bind(sock, d->cfg->children_bind) != 0) {
@@ -347,12 +553,14 @@ downstream_t *downstream_new(lt_daemon_t *d)
     uv_timer_start(&s->timer, on_timer, 1000, 1000);
     if (pgconn_start(s->db) != 0)
         goto fail;
-    log_info("listening for children on %s", d->cfg->children_bind);
+    log_info("listening for children on %s (%s)", d->cfg->children_bind,
+             s->zap ? "CURVE, keys checked against the allow-list" : "PLAINTEXT, unauthenticated");
     return s;
 fail:
     if (sock)
         zmq_close(sock);
     zsock_destroy(&s->zs);
+    zap_destroy(&s->zap);
     pgconn_destroy(&s->db);
     applier_destroy(&s->applier);
     free(s);
@@ -382,6 +590,7 @@ void downstream_stop(downstream_t *s, void (*done)(void *arg), void *arg)
     s->done = done;
     s->done_arg = arg;
     zsock_destroy(&s->zs);
+    zap_destroy(&s->zap);
     /* The batch being applied is abandoned: its transaction rolls back when the
        connection closes, no ACK was sent, and the child sends it again. */
     pgconn_destroy(&s->db);

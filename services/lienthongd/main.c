@@ -2,7 +2,9 @@
  * main.c — lienthongd, one daemon per node and one binary for every level: the
  * configuration says whether this node has a parent (upstream.c) and/or children
  * (downstream.c). One libuv loop runs everything; signals arrive as loop events:
- * SIGTERM/SIGINT stop gracefully, SIGHUP reloads the reloadable settings.
+ * SIGTERM/SIGINT stop gracefully, SIGHUP reloads the reloadable settings and the
+ * children's allow-list. Links are CURVE unless security.mode = plaintext, which
+ * is logged loudly at start.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -41,10 +43,11 @@ static void log_stats(main_t *m)
     if (m->down)
         log_info("stats: down sessions=%" PRIu64 " batches=%" PRIu64 " applied=%" PRIu64 " rejected=%" PRIu64
                  " duplicates=%" PRIu64 " gaps=%" PRIu64 " bad=%" PRIu64 " busy=%" PRIu64 " db_errors=%" PRIu64
-                 " queue_bytes=%" PRIu64,
+                 " queue_bytes=%" PRIu64 " auth_ok=%" PRIu64 " auth_refused=%" PRIu64 " auth_mismatch=%" PRIu64,
                  s->down_sessions, s->down_batches, s->down_records_applied, s->down_records_rejected,
                  s->down_duplicates, s->down_gaps, s->down_bad_messages, s->down_dropped_busy,
-                 s->down_db_errors, s->down_queue_bytes);
+                 s->down_db_errors, s->down_queue_bytes, s->down_auth_accepted, s->down_auth_refused,
+                 s->down_auth_mismatch);
 }
 
 static void on_stats(uv_timer_t *t)
@@ -107,6 +110,8 @@ static void on_signal(uv_signal_t *h, int signum)
         log_info("reloaded: changed [%s]%s%s%s", changed, restart[0] ? "; need a restart to take effect: [" : "",
                  restart, restart[0] ? "]" : "");
         uv_timer_set_repeat(&m->stats_timer, (uint64_t)m->cfg.stats_interval_ms);
+        if (m->down)
+            downstream_reload(m->down);
         return;
     }
     stop(m, signum == SIGTERM ? "got SIGTERM" : "got SIGINT");
@@ -153,12 +158,12 @@ int main(int argc, char **argv)
     if (m.cfg.security_mode == LT_SECURITY_PLAINTEXT)
         log_warn("SECURITY: links are PLAINTEXT (security.mode = plaintext): unauthenticated and "
                  "unencrypted. Use only on a local test network.");
-    if (m.cfg.security_mode == LT_SECURITY_CURVE) {
-        log_error("security.mode = curve is not available in this build; set security.mode = plaintext "
-                  "for a local network");
-        lt_config_free(&m.cfg);
-        return 2;
-    }
+    else
+        log_info("security: links are CURVE-encrypted; %s%s%s", m.cfg.children_bind[0] ? "children's keys from " : "",
+                 m.cfg.children_bind[0] ? m.cfg.children_keys_file : "",
+                 m.cfg.parent_endpoint[0] ? (m.cfg.children_bind[0] ? ", parent authenticated by its key"
+                                                                     : "parent authenticated by its key")
+                                          : "");
 
     signal(SIGPIPE, SIG_IGN);
     m.d.loop = uv_default_loop();

@@ -15,6 +15,9 @@
  *    parent's WELCOME decides where to resume: it knows what it committed.
  *  - The parent ahead of anything this node issued means this database was restored
  *    from a backup: the sequence is moved past the parent's and everything is re-sent.
+ *  - In curve mode a socket monitor reports the CURVE handshake: a parent that refuses
+ *    this node's key is logged (once per change) and shown as the link's error, rather
+ *    than only timing out.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -26,6 +29,7 @@
 #include "daemon.h"
 #include "log.h"
 #include "pgconn.h"
+#include "pgtext.h"
 #include "wire.h"
 #include "zsock.h"
 
@@ -57,6 +61,8 @@ struct upstream {
     uint64_t last_hello_mono, last_rx_mono, last_ping_mono, hello_backoff_ms;
     char parent_unit[8];
     char last_error[256];
+    zsock_t *monitor;     /* curve mode: handshake events of zs */
+    char auth_error[200]; /* the last handshake failure, until one succeeds */
     lt_batch_writer_t *bw;
     int stopping;
     void (*done)(void *);
@@ -208,6 +214,20 @@ static int row_to_record(PGresult *r, int i, lt_record_t *rec)
         v->changed_at_ms = strtoull(COL(8), NULL, 10);
         if (lt_wire_check_value(v, err, sizeof(err)) != 0)
             goto bad;
+    } else if (rec->kind == LT_REC_SUBMISSION) {
+        lt_submission_rec_t *sub = &rec->u.s;
+        snprintf(sub->unit, sizeof(sub->unit), "%s", COL(2));
+        snprintf(sub->period, sizeof(sub->period), "%s", COL(4));
+        sub->version = strtoull(COL(7), NULL, 10);
+        snprintf(sub->status, sizeof(sub->status), "%s", COL(16));
+        snprintf(sub->data_set, sizeof(sub->data_set), "%s", COL(25));
+        sub->submitted_at = MS(26);
+        sub->first_submitted_at = MS(27);
+        snprintf(sub->decided_by, sizeof(sub->decided_by), "%s", NUL(28) ? "" : COL(28));
+        sub->decided_at = MS(29);
+        snprintf(sub->reason, sizeof(sub->reason), "%s", NUL(30) ? "" : COL(30));
+        if (lt_wire_check_submission(sub, err, sizeof(err)) != 0)
+            goto bad;
     } else {
         lt_case_rec_t *c = &rec->u.c;
         snprintf(c->unit, sizeof(c->unit), "%s", COL(2));
@@ -279,8 +299,9 @@ static void on_read(pgconn_t *c, PGresult *res, void *arg)
             last = strtoull(PQgetvalue(res, i, 0), NULL, 10);
             continue;
         }
-        int rc = rec.kind == LT_REC_VALUE ? lt_batch_add_value(u->bw, rec.seq, &rec.u.v)
-                                          : lt_batch_add_case(u->bw, rec.seq, &rec.u.c);
+        int rc = rec.kind == LT_REC_VALUE        ? lt_batch_add_value(u->bw, rec.seq, &rec.u.v)
+                 : rec.kind == LT_REC_SUBMISSION ? lt_batch_add_submission(u->bw, rec.seq, &rec.u.s)
+                                                 : lt_batch_add_case(u->bw, rec.seq, &rec.u.c);
         if (rc != 0) {
             log_error("upstream: cannot encode seq %" PRIu64, rec.seq);
             u->d->stats.up_bad_messages++;
@@ -358,6 +379,100 @@ static void on_notify(pgconn_t *c, const char *channel, const char *payload, voi
 
 /* ------------------------------------------------------------ messages from the parent */
 
+/* ------------------------------------------------------------ metadata from the parent */
+
+static void send_meta_ack(upstream_t *u, uint64_t applied)
+{
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    if (lt_wire_encode_meta_ack(&sb, applied) == 0)
+        (void)send_frame(u, &sb);
+    msgpack_sbuffer_destroy(&sb);
+}
+
+/* The result of lt.meta_version() or lt.meta_apply(): our position in the parent's log. */
+static void on_meta_position(pgconn_t *c, PGresult *res, void *arg)
+{
+    upstream_t *u = arg;
+    if (!res || PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
+        if (res) {
+            u->d->stats.up_meta_errors++;
+            log_error("upstream: metadata from the parent not applied: %s", PQresultErrorMessage(res));
+        }
+        return; /* the parent sends it again when no META_ACK comes */
+    }
+    uint64_t v = strtoull(PQgetvalue(res, 0, 0), NULL, 10);
+    u->d->stats.up_meta_version = v;
+    send_meta_ack(u, v);
+}
+
+static void json_string(pgtext_buf_t *b, const char *s)
+{
+    pgtext_add(b, "\"", 1);
+    for (; *s; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (ch == '"' || ch == '\\') {
+            pgtext_add(b, "\\", 1);
+            pgtext_add(b, s, 1);
+        } else if (ch < 0x20) {
+            pgtext_fmt(b, "\\u%04x", ch);
+        } else {
+            pgtext_add(b, s, 1);
+        }
+    }
+    pgtext_add(b, "\"", 1);
+}
+
+/* Apply a META in one transaction (lt.meta_apply), then tell the parent where we are. */
+static void apply_meta(upstream_t *u, const lt_msg_t *m)
+{
+    pgtext_buf_t b = {0};
+    pgtext_add(&b, "[", 1);
+    for (uint32_t i = 0; i < m->u.meta.n; i++) {
+        const lt_meta_change_t *ch = &m->u.meta.changes[i];
+        pgtext_fmt(&b, "%s{\"version\":%" PRIu64 ",\"kind\":", i ? "," : "", ch->version);
+        json_string(&b, ch->kind);
+        pgtext_str(&b, ",\"key\":");
+        json_string(&b, ch->key);
+        pgtext_str(&b, ",\"doc\":");
+        pgtext_str(&b, ch->doc ? ch->doc : "null"); /* JSON text; the database parses it */
+        pgtext_str(&b, ",\"scope_unit\":");
+        if (ch->scope[0])
+            json_string(&b, ch->scope);
+        else
+            pgtext_str(&b, "null");
+        pgtext_add(&b, "}", 1);
+    }
+    pgtext_add(&b, "]", 1);
+    /* The parent answers a position below ours (it was restored from an older backup
+       and sends its whole log again): start over, or versions we passed would be skipped. */
+    if (m->u.meta.after < u->d->stats.up_meta_version) {
+        log_warn("upstream: the parent sends metadata after version %" PRIu64 ", below ours (%" PRIu64
+                 "); starting over from its log",
+                 m->u.meta.after, u->d->stats.up_meta_version);
+        if (pgconn_query(u->db, "SELECT lt.meta_reset()", 0, NULL, NULL, NULL) != 0) {
+            free(b.buf);
+            return;
+        }
+        u->d->stats.up_meta_version = m->u.meta.after;
+    }
+    if (b.oom) {
+        log_error("upstream: out of memory for a META of %u changes", m->u.meta.n);
+    } else {
+        const char *p[1] = {b.buf};
+        u->d->stats.up_meta_changes += m->u.meta.n;
+        if (pgconn_query(u->db, "SELECT lt.meta_apply($1::jsonb)", 1, p, on_meta_position, u) != 0)
+            log_debug("upstream: META not applied now (database down); the parent will send it again");
+    }
+    free(b.buf);
+}
+
+static void report_meta_position(upstream_t *u)
+{
+    if (pgconn_query(u->db, "SELECT lt.meta_version()", 0, NULL, on_meta_position, u) != 0)
+        log_debug("upstream: metadata position not reported (database down)");
+}
+
 static void handle(upstream_t *u, const void *data, size_t len)
 {
     lt_msg_t msg;
@@ -378,6 +493,7 @@ static void handle(upstream_t *u, const void *data, size_t len)
             break;
         snprintf(u->parent_unit, sizeof(u->parent_unit), "%s", msg.u.welcome.unit);
         u->hello_backoff_ms = 0;
+        report_meta_position(u); /* the parent then sends the metadata we lack */
         if (resume > u->local_high || resume < u->local_acked) {
             /* resume > issued: this database was restored from an older backup.
                resume < acknowledged: the parent lost rows it had confirmed.
@@ -457,6 +573,9 @@ static void handle(upstream_t *u, const void *data, size_t len)
     }
     case LT_MSG_PONG:
         break;
+    case LT_MSG_META:
+        apply_meta(u, &msg);
+        break;
     default:
         st->up_bad_messages++;
         log_warn("upstream: unexpected message type %d from the parent", (int)msg.type);
@@ -487,6 +606,70 @@ static void on_zmq(zsock_t *zs, int events, void *arg)
 }
 
 /* ------------------------------------------------------------ timer */
+
+/* ------------------------------------------------------------ CURVE handshake */
+
+#define MONITOR_ENDPOINT "inproc://lienthongd-upstream-monitor"
+
+static void on_handshake(upstream_t *u, unsigned event, uint32_t value)
+{
+    char why[sizeof(u->auth_error)];
+    if (event == ZMQ_EVENT_HANDSHAKE_SUCCEEDED) {
+        if (u->auth_error[0])
+            log_info("upstream: CURVE handshake with the parent succeeded");
+        u->auth_error[0] = '\0';
+        return;
+    }
+    if (event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH)
+        snprintf(why, sizeof(why), "the parent refused this node's key (ZAP status %u): is its public key in the "
+                 "parent's allow-list?", (unsigned)value);
+    else
+        snprintf(why, sizeof(why), "CURVE handshake with the parent failed (%s %u): is parent_public_key_file the "
+                 "parent's key, and is the parent in curve mode?",
+                 event == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL ? "protocol error" : "error", (unsigned)value);
+    if (strcmp(why, u->auth_error) != 0)
+        log_warn("upstream: %s", why);
+    snprintf(u->auth_error, sizeof(u->auth_error), "%s", why);
+}
+
+static void on_monitor(zsock_t *zs, int events, void *arg)
+{
+    upstream_t *u = arg;
+    zmq_msg_t parts[2];
+
+    if (!(events & ZMQ_POLLIN))
+        return;
+    for (int i = 0; i < RECV_BURST; i++) {
+        int n = zsock_recv_parts(zsock_handle(zs), parts, 2);
+        if (n <= 0)
+            break;
+        if (n == 2 && zmq_msg_size(&parts[0]) == 6) { /* uint16 event, uint32 value */
+            uint16_t event;
+            uint32_t value;
+            memcpy(&event, zmq_msg_data(&parts[0]), 2);
+            memcpy(&value, (const char *)zmq_msg_data(&parts[0]) + 2, 4);
+            on_handshake(u, event, value);
+        }
+        for (int k = 0; k < n; k++)
+            zmq_msg_close(&parts[k]);
+    }
+}
+
+static int monitor_start(upstream_t *u, void *sock)
+{
+    void *pair = NULL;
+    if (zmq_socket_monitor(sock, MONITOR_ENDPOINT, ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH |
+                                                       ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
+                                                       ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL) != 0 ||
+        !(pair = zmq_socket(u->d->zctx, ZMQ_PAIR)) || zmq_connect(pair, MONITOR_ENDPOINT) != 0 ||
+        !(u->monitor = zsock_new(u->d->loop, pair, on_monitor, u))) {
+        log_error("upstream: cannot monitor the CURVE handshake: %s", zmq_strerror(errno));
+        if (pair)
+            zmq_close(pair);
+        return -1;
+    }
+    return 0;
+}
 
 static void on_tick(uv_timer_t *t)
 {
@@ -550,7 +733,8 @@ static void on_depth(pgconn_t *c, PGresult *res, void *arg)
 
 void upstream_stats_tick(upstream_t *u)
 {
-    const char *p[2] = {state_names[u->state], u->last_error[0] ? u->last_error : NULL};
+    const char *err = u->auth_error[0] ? u->auth_error : u->last_error[0] ? u->last_error : NULL;
+    const char *p[2] = {state_names[u->state], err};
     if (!pgconn_is_up(u->db))
         return;
     if (pgconn_query(u->db, "SELECT lt.upstream_state($1, $2)", 2, p, on_state_written, u) != 0 ||
@@ -580,6 +764,8 @@ upstream_t *upstream_new(lt_daemon_t *d)
     pgconn_set_backoff(u->db, (unsigned)d->cfg->reconnect_min_ms, (unsigned)d->cfg->reconnect_max_ms);
     if (!(sock = zmq_socket(d->zctx, ZMQ_DEALER)) || net_setup_socket(d, sock, ZMQ_DEALER) != 0)
         goto fail;
+    if (d->cfg->security_mode == LT_SECURITY_CURVE && monitor_start(u, sock) != 0)
+        goto fail;
     if (zmq_connect(sock, d->cfg->parent_endpoint) != 0) {
         log_error("cannot connect to the parent at %s: %s", d->cfg->parent_endpoint, zmq_strerror(errno));
         goto fail;
@@ -598,6 +784,7 @@ fail:
     if (sock)
         zmq_close(sock);
     zsock_destroy(&u->zs);
+    zsock_destroy(&u->monitor);
     pgconn_destroy(&u->db);
     lt_batch_destroy(&u->bw);
     free(u);
@@ -622,6 +809,7 @@ void upstream_stop(upstream_t *u, void (*done)(void *arg), void *arg)
     u->done_arg = arg;
     /* Batches in flight are abandoned: unacked rows stay in the outbox. */
     zsock_destroy(&u->zs);
+    zsock_destroy(&u->monitor);
     pgconn_destroy(&u->db);
     uv_timer_stop(&u->timer);
     uv_close((uv_handle_t *)&u->timer, on_timer_closed);

@@ -2,7 +2,8 @@
 # it_protocol.sh — the parent side of protocol v1 (schemas/protocol.md), driven
 # byte by byte: a real district node (223, Huyện Hiệp Hòa, 2024 three-tier
 # geography) runs lienthongd on its own PostgreSQL, and tests/tools/ltpeer plays
-# its commune 07840 (Thị trấn Thắng) over plaintext ZeroMQ.
+# its commune 07840 (Thị trấn Thắng) over CURVE with a key pair in 223's allow-list
+# (over plaintext ZeroMQ when NET_SECURITY=plaintext).
 #
 # What it holds the parent to: HELLO is answered from the database; batches are
 # applied once (versions win, duplicates and older versions change nothing,
@@ -28,6 +29,7 @@ if [ ! -x "$PEER" ]; then
     # shellcheck disable=SC2046
     cc -std=c11 -D_GNU_SOURCE -O2 -I"$LT_ROOT/common" $(pkg-config --cflags libpq libzmq msgpack libuv inih) \
         -o "$PEER" "$LT_ROOT/tests/tools/ltpeer.c" "$LT_ROOT/common/wire.c" "$LT_ROOT/common/log.c" \
+        "$LT_ROOT/common/keys.c" \
         $(pkg-config --libs libzmq msgpack) -lm \
         || { echo "not ok - ltpeer builds"; exit 1; }
 fi
@@ -51,8 +53,9 @@ eq() { # eq WHAT GOT WANT: equality, saying what differed
 # nth N: line N of the last peer run's output (comments and blank lines of the
 # commands print nothing, so N counts commands)
 nth() { sed -n "${1}p" <<<"$OUT"; }
+PEER_CURVE=()
 peer() { # peer < commands: run one ltpeer session against 223; output in OUT
-    OUT=$("$PEER" "$EP" 2>>"$WORK/ltpeer.err")
+    OUT=$("$PEER" "${PEER_CURVE[@]}" "$EP" 2>>"$WORK/ltpeer.err")
     printf '%s\n' "$OUT" | sed 's/^/#   peer: /' >&2
 }
 sql() { net_psql 223 "$1"; }
@@ -70,6 +73,12 @@ log_has() { grep -c -- "$1" "$NET_DIR/nodes/223.log"; }
 METRICS=127.0.0.1:$((NET_PORT_BASE + 99))
 NET_UNITS=vn2024 net_node 223 "" "metrics_listen = $METRICS" \
     || { echo "not ok - district node 223 initialises"; exit 1; }
+if [ "${NET_SECURITY:-curve}" != plaintext ]; then
+    # the peer's own key pair, in 223's allow-list as 07840
+    pub=$("$LT_BIN/lienthong" keygen "$WORK/peer07840" 2>/dev/null) || { echo "not ok - keygen for the peer"; exit 1; }
+    echo "07840 $pub" >>"$(net_allowlist 223)"
+    PEER_CURVE=(--curve "$(net_keys 223)/public.key" "$WORK/peer07840/public.key" "$WORK/peer07840/secret.key")
+fi
 net_start 223
 EP=$(net_endpoint 223)
 for _ in $(seq 1 100); do

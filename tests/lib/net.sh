@@ -4,10 +4,12 @@
 #
 #   net_setup DIR                 start the cluster in DIR; cleanup on EXIT
 #   net_node UNIT [PARENT] [conf-line ...]
-#                                 create the node's database and config, run `lienthong init`
+#                                 create the node's database, key pair and config, run
+#                                 `lienthong init`, add the node's key to its parent's allow-list
 #   net_start UNIT / net_kill UNIT [SIGNAL] / net_stop_all / net_alive UNIT
+#   net_hup UNIT                  rewrite UNIT's daemon config and send SIGHUP (reload)
 #   net_lt UNIT ARGS...           run the CLI against UNIT's node
-#   net_psql UNIT SQL             psql -At on UNIT's database
+#   net_psql UNIT SQL             psql -At on UNIT's database (as the cluster's superuser)
 #   net_endpoint UNIT             the endpoint UNIT binds for its children
 #   net_wait_converged SECONDS    until every outbox is empty (leaves first); 1 on timeout
 #   net_ground_truth TOP          compare TOP's roll-ups with sums computed from the communes
@@ -16,6 +18,14 @@
 #
 # Units are real codes; a node's level follows its code (5 digits commune, 3 district,
 # 2 province). Nodes with children bind 127.0.0.1 ports from NET_PORT_BASE.
+#
+# Security as in production, unless NET_SECURITY=plaintext: links are CURVE, each node
+# has a key pair from `lienthong keygen` (nodes/UNIT.keys/), and a parent's allow-list
+# (nodes/UNIT.children) holds its children's public keys. No superuser at run time: the
+# CLI (init, migrate, officers' commands) connects as the schema owner lt_owner (not a
+# superuser), each daemon as its own login role ltd_UNIT, a member of lienthong_daemon
+# (schemas/migrations/0005_security.sql), from nodes/UNIT.daemon.conf, which net_start
+# writes from nodes/UNIT.conf with only node.database changed: edit nodes/UNIT.conf.
 
 LT_ROOT=${LT_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
 . "$LT_ROOT/tests/lib/pg.sh"
@@ -41,12 +51,24 @@ net_setup() {
     trap net_cleanup EXIT
     trap 'exit 130' INT TERM
     pg_start "$NET_DIR/pg" || return 1
+    net__sql postgres "DO \$\$ BEGIN
+        IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'lt_owner') THEN
+            CREATE ROLE lt_owner LOGIN CREATEROLE;
+        END IF; END \$\$" || return 1
     : >"$NET_DIR/topology"
     NET_NODES=()
 }
 
 net_conf() { echo "$NET_DIR/nodes/$1.conf"; }
+net_daemon_conf() { echo "$NET_DIR/nodes/$1.daemon.conf"; }
+net_keys() { echo "$NET_DIR/nodes/$1.keys"; }
+net_allowlist() { echo "$NET_DIR/nodes/$1.children"; }
 net_db() { echo "n$1"; }
+net_daemon_role() { echo "ltd_$1"; }
+net__conninfo() { echo "host=$NET_DIR/pg/sock user=$2 dbname=$(net_db "$1")"; }
+net__sql() { # net__sql DB SQL: as the cluster's superuser
+    PGHOST="$NET_DIR/pg/sock" PGUSER=lt "$PG_BIN/psql" -X -q -At -v ON_ERROR_STOP=1 -d "$1" -c "$2"
+}
 net_endpoint() { echo "tcp://127.0.0.1:${NET_PORT[$1]}"; }
 
 net_node() {
@@ -60,10 +82,15 @@ net_node() {
     if [ ${#unit} -lt 5 ]; then
         NET_PORT[$unit]=$((NET_PORT_BASE + ${#NET_NODES[@]}))
     fi
+    local pub=
+    if [ "${NET_SECURITY:-curve}" != plaintext ]; then
+        pub=$("$LT_BIN/lienthong" keygen "$(net_keys "$unit")" 2>/dev/null) \
+            || { echo "net: keygen for $unit failed" >&2; return 1; }
+    fi
     {
         echo "[node]"
         echo "unit = $unit"
-        echo "database = $(pg_conninfo "$NET_DIR/pg" "$(net_db "$unit")")"
+        echo "database = $(net__conninfo "$unit" lt_owner)"
         if [ -n "$parent" ]; then
             echo "[parent]"
             echo "endpoint = $(net_endpoint "$parent")"
@@ -73,7 +100,15 @@ net_node() {
             echo "bind = $(net_endpoint "$unit")"
         fi
         echo "[security]"
-        echo "mode = plaintext"
+        if [ -n "$pub" ]; then
+            echo "mode = curve"
+            echo "secret_key_file = $(net_keys "$unit")/secret.key"
+            echo "public_key_file = $(net_keys "$unit")/public.key"
+            [ -n "$parent" ] && echo "parent_public_key_file = $(net_keys "$parent")/public.key"
+            [ -n "${NET_PORT[$unit]:-}" ] && echo "children_keys_file = $(net_allowlist "$unit")"
+        else
+            echo "mode = plaintext"
+        fi
         echo "[sync]"
         echo "ack_timeout_ms = ${NET_ACK_TIMEOUT_MS:-5000}"
         echo "[net]"
@@ -85,9 +120,27 @@ net_node() {
         echo "stats_interval_ms = ${NET_STATS_MS:-2000}"
         for line in "$@"; do echo "$line"; done
     } >"$conf"
-    PGHOST="$NET_DIR/pg/sock" PGUSER=lt "$PG_BIN/createdb" "$(net_db "$unit")" || return 1
+    PGHOST="$NET_DIR/pg/sock" PGUSER=lt "$PG_BIN/createdb" -O lt_owner "$(net_db "$unit")" || return 1
     "$LT_BIN/lienthong" init -c "$conf" --units "${NET_UNITS:-all}" >"$NET_DIR/nodes/$unit.init.log" 2>&1 \
         || { cat "$NET_DIR/nodes/$unit.init.log" >&2; return 1; }
+    # the daemon's own login role, allowed into this node's database only
+    local role db
+    role=$(net_daemon_role "$unit")
+    db=$(net_db "$unit")
+    net__sql postgres "DO \$\$ BEGIN
+        IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '$role') THEN
+            CREATE ROLE $role LOGIN NOSUPERUSER IN ROLE lienthong_daemon;
+        END IF; END \$\$;
+        REVOKE CONNECT ON DATABASE $db FROM PUBLIC;
+        GRANT CONNECT ON DATABASE $db TO $role, lienthong_reader, lienthong_officer" || return 1
+    if [ -n "${NET_PORT[$unit]:-}" ] && [ -n "$pub" ]; then
+        touch "$(net_allowlist "$unit")"
+    fi
+    if [ -n "$parent" ] && [ -n "$pub" ]; then
+        echo "$unit $pub" >>"$(net_allowlist "$parent")"
+        net_alive "$parent" && kill -HUP "$(net_pid "$parent")"
+    fi
+    return 0
 }
 
 net_lt() {
@@ -100,14 +153,27 @@ net_psql() {
     PGHOST="$NET_DIR/pg/sock" PGUSER=lt "$PG_BIN/psql" -X -q -At -v ON_ERROR_STOP=1 -d "$(net_db "$1")" -c "$2"
 }
 
+# The daemon's configuration: the node's, connecting as the daemon's role.
+net__daemon_conf() {
+    local unit=$1
+    sed "s|^database = .*|database = $(net__conninfo "$unit" "$(net_daemon_role "$unit")")|" \
+        "$(net_conf "$unit")" >"$(net_daemon_conf "$unit")"
+}
+
 net_start() {
     local unit=$1
-    "$LT_BIN/lienthongd" -c "$(net_conf "$unit")" >>"$NET_DIR/nodes/$unit.log" 2>&1 &
+    net__daemon_conf "$unit"
+    "$LT_BIN/lienthongd" -c "$(net_daemon_conf "$unit")" >>"$NET_DIR/nodes/$unit.log" 2>&1 &
     echo $! >"$NET_DIR/nodes/$unit.pid"
     disown $! 2>/dev/null || true
 }
 
 net_pid() { cat "$NET_DIR/nodes/$1.pid" 2>/dev/null; }
+
+net_hup() {
+    net__daemon_conf "$1"
+    kill -HUP "$(net_pid "$1")"
+}
 
 net_alive() {
     local pid

@@ -4,7 +4,12 @@
  * one result line per command on stdout, so a shell test can drive it with a
  * here-doc and grep what came back.
  *
- *   ltpeer ENDPOINT            (a plaintext ZeroMQ DEALER connects to ENDPOINT)
+ *   ltpeer [--curve SERVER_PUBLIC CLIENT_PUBLIC CLIENT_SECRET] ENDPOINT
+ *
+ * A ZeroMQ DEALER connects to ENDPOINT: in plaintext, or with --curve as a CURVE
+ * client of the parent's public key (key files as written by `lienthong keygen`)
+ * with the given key pair. With an unknown key the handshake fails and every
+ * command that waits prints `timeout`.
  *
  * Commands:
  *   hello UNIT [MAX_SEQ]                          -> welcome PARENT RESUME_AFTER
@@ -43,6 +48,7 @@
 #include <time.h>
 #include <zmq.h>
 
+#include "keys.h"
 #include "log.h"
 #include "wire.h"
 
@@ -54,6 +60,8 @@
 typedef struct {
     void *ctx, *sock;
     const char *endpoint;
+    int curve;
+    char server_key[LT_KEY_Z85_LEN + 1], public_key[LT_KEY_Z85_LEN + 1], secret_key[LT_KEY_Z85_LEN + 1];
     lt_record_t *pending; /* records queued for the next BATCH */
     size_t npending, cap;
     char *last_frame; /* the last BATCH sent, for `resend` */
@@ -148,6 +156,9 @@ static int peer_connect(peer_t *p)
         return -1;
     if (zmq_setsockopt(p->sock, ZMQ_LINGER, &linger, sizeof(linger)) != 0 ||
         zmq_setsockopt(p->sock, ZMQ_SNDTIMEO, &tmo, sizeof(tmo)) != 0 ||
+        (p->curve && (zmq_setsockopt(p->sock, ZMQ_CURVE_SERVERKEY, p->server_key, LT_KEY_Z85_LEN) != 0 ||
+                      zmq_setsockopt(p->sock, ZMQ_CURVE_PUBLICKEY, p->public_key, LT_KEY_Z85_LEN) != 0 ||
+                      zmq_setsockopt(p->sock, ZMQ_CURVE_SECRETKEY, p->secret_key, LT_KEY_Z85_LEN) != 0)) ||
         zmq_connect(p->sock, p->endpoint) != 0) {
         log_error("cannot connect to %s: %s", p->endpoint, zmq_strerror(errno));
         zmq_close(p->sock);
@@ -636,8 +647,20 @@ int main(int argc, char **argv)
     int rc = 1;
 
     lt_log_setup("ltpeer", 0);
+    if (argc == 6 && strcmp(argv[1], "--curve") == 0) {
+        char err[512];
+        if (lt_keys_read(argv[2], 0, p.server_key, err, sizeof(err)) != 0 ||
+            lt_keys_read(argv[3], 0, p.public_key, err, sizeof(err)) != 0 ||
+            lt_keys_read(argv[4], 1, p.secret_key, err, sizeof(err)) != 0) {
+            fprintf(stderr, "ltpeer: %s\n", err);
+            return 2;
+        }
+        p.curve = 1;
+        argv += 4;
+        argc -= 4;
+    }
     if (argc != 2) {
-        fprintf(stderr, "usage: ltpeer ENDPOINT < commands\n");
+        fprintf(stderr, "usage: ltpeer [--curve SERVER_PUBLIC CLIENT_PUBLIC CLIENT_SECRET] ENDPOINT < commands\n");
         return 2;
     }
     p.endpoint = argv[1];
