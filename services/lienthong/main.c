@@ -11,6 +11,7 @@
 #include "cli.h"
 #include "log.h"
 
+
 static const cli_command_t commands[] = {
     {"init", cmd_init, "init -c CONF [--units vn2025|vn2024|all]",
      "create or upgrade this node's schema, record its unit and load the unit tree"},
@@ -36,6 +37,23 @@ static const cli_command_t commands[] = {
     {"generate", cmd_generate, "generate -c CONF [--seed N] [--year Y] [--months N] [--cases N]",
      "write realistic synthetic data at a commune (values and cases)"},
     {"show-config", cmd_show_config, "show-config -c CONF", "print the effective configuration"},
+    {"meta", cmd_meta,
+     "meta -c CONF load DIR [--replace] | set-target PLAN INDICATOR SCOPE PERIOD CMP VALUE [NOTE] | "
+     "delete-target PLAN INDICATOR SCOPE PERIOD | put KIND JSON | delete KIND KEY | show [KIND]",
+     "the metadata catalogue (edited at the top node; flows down to every node)"},
+    {"report", cmd_report,
+     "report -c CONF [--unit U] [--period P] [--en] [--format table|csv|json] [--indicator CODE] "
+     "[--with-targets] [--depth N | --no-children]",
+     "indicators against targets for a unit and each unit below it down to --depth (default 1: its children)"},
+    {"completeness", cmd_completeness,
+     "completeness -c CONF [--unit U] [--period P] [--data-set D] [--en] [--format table|csv|json]",
+     "who reported on time, late or not at all (default: each data set's latest due period)"},
+    {"submit", cmd_submit, "submit -c CONF DATA_SET PERIOD",
+     "declare this node's unit's report for a period complete (travels up)"},
+    {"decide", cmd_decide, "decide -c CONF UNIT DATA_SET PERIOD approved|returned|reopened [REASON]",
+     "approve, return or reopen a submission of a unit below (travels down; approval locks the period)"},
+    {"keygen", cmd_keygen, "keygen DIR | keygen --secret FILE --public FILE",
+     "write a new CURVE key pair (secret 0600, never overwritten); prints the public key"},
 };
 
 static void usage(FILE *out)
