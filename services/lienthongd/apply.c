@@ -58,7 +58,7 @@ typedef struct job {
     char status[16];
     uint64_t applied_upto, n_applied;
     lt_reject_t *rejects;
-    uint32_t n_rejects;
+    uint32_t n_rejects, cap_rejects;
     uint64_t t0;
 } job_t;
 
@@ -180,6 +180,31 @@ static void record_json(pgtext_buf_t *s, const lt_record_t *r)
     }
 }
 
+/* A submission record as a JSON object, appended to an array being built. */
+static void submission_json(pgtext_buf_t *b, uint64_t seq, const lt_submission_rec_t *r)
+{
+    char ts[40];
+    pgtext_fmt(b, "%s{\"seq\":%" PRIu64, b->len ? "," : "[", seq);
+    json_str(b, "unit_code", r->unit, 0);
+    json_str(b, "data_set", r->data_set, 0);
+    json_str(b, "period", r->period, 0);
+    pgtext_fmt(b, ",\"version\":%" PRIu64, r->version);
+    pgtext_format_ts(r->submitted_at, ts, sizeof(ts));
+    json_str(b, "submitted_at", ts, 0);
+    pgtext_format_ts(r->first_submitted_at, ts, sizeof(ts));
+    json_str(b, "first_submitted_at", ts, 0);
+    json_str(b, "status", r->status, 0);
+    if (r->decided_by[0])
+        json_str(b, "decided_by", r->decided_by, 0);
+    if (r->decided_at >= 0) {
+        pgtext_format_ts(r->decided_at, ts, sizeof(ts));
+        json_str(b, "decided_at", ts, 0);
+    }
+    if (r->reason[0])
+        json_str(b, "reason", r->reason, 0);
+    pgtext_add(b, "}", 1);
+}
+
 /* ------------------------------------------------------------ queue */
 
 static void hold_release(batch_hold_t **h_p)
@@ -258,6 +283,23 @@ static void pump(applier_t *a);
 
 /* ------------------------------------------------------------ step callbacks */
 
+static void job_add_reject(job_t *j, uint64_t seq, int code, const char *reason)
+{
+    if (j->n_rejects == j->cap_rejects) {
+        uint32_t cap = j->cap_rejects ? j->cap_rejects * 2 : 8;
+        lt_reject_t *nr = realloc(j->rejects, cap * sizeof(*nr));
+        if (!nr)
+            return; /* still refused and kept in lt.rejected_delta; only not listed */
+        j->rejects = nr;
+        j->cap_rejects = cap;
+    }
+    lt_reject_t *r = &j->rejects[j->n_rejects++];
+    memset(r, 0, sizeof(*r));
+    r->seq = seq;
+    r->code = (uint8_t)(code > 0 && code < 256 ? code : LT_WIRE_EDB_REJECTED);
+    snprintf(r->reason, sizeof(r->reason), "%s", reason);
+}
+
 /* Every step's callback gets the job it belongs to; progress and the fate of the
    transaction are counted on the group's leader. */
 static job_t *leader_of(job_t *j)
@@ -311,21 +353,36 @@ static void on_apply(pgconn_t *c, PGresult *res, void *arg)
     note_failure(j, res);
     if (res && PQresultStatus(res) == PGRES_TUPLES_OK) {
         int n = PQntuples(res);
-        free(j->rejects);
-        j->rejects = n > 1 ? calloc((size_t)n, sizeof(lt_reject_t)) : NULL;
-        j->n_rejects = 0;
         for (int i = 0; i < n; i++) {
             const char *kind = PQgetvalue(res, i, 0);
             uint64_t seq = strtoull(PQgetvalue(res, i, 1), NULL, 10);
             if (strcmp(kind, "summary") == 0) {
                 j->applied_upto = seq;
-                j->n_applied = strtoull(PQgetvalue(res, i, 2), NULL, 10);
+                j->n_applied += strtoull(PQgetvalue(res, i, 2), NULL, 10);
                 snprintf(j->status, sizeof(j->status), "%s", PQgetvalue(res, i, 4));
-            } else if (j->rejects) {
-                lt_reject_t *r = &j->rejects[j->n_rejects++];
-                r->seq = seq;
-                r->code = (uint8_t)atoi(PQgetvalue(res, i, 3));
-                snprintf(r->reason, sizeof(r->reason), "%s", PQgetvalue(res, i, 4));
+            } else {
+                job_add_reject(j, seq, atoi(PQgetvalue(res, i, 3)), PQgetvalue(res, i, 4));
+            }
+        }
+    }
+    step_done(j);
+}
+
+/* lt.apply_submissions: refused submissions (seq, code, reason), then (NULL, applied, 'applied'). */
+static void on_submissions(pgconn_t *c, PGresult *res, void *arg)
+{
+    job_t *j = arg;
+    note_failure(j, res);
+    if (res && PQresultStatus(res) == PGRES_TUPLES_OK) {
+        for (int i = 0; i < PQntuples(res); i++) {
+            if (PQgetisnull(res, i, 0)) {
+                if (strcmp(PQgetvalue(res, i, 2), "applied") == 0) {
+                    j->n_applied += strtoull(PQgetvalue(res, i, 1), NULL, 10);
+                    j->a->d->stats.down_submissions += strtoull(PQgetvalue(res, i, 1), NULL, 10);
+                }
+            } else {
+                job_add_reject(j, strtoull(PQgetvalue(res, i, 0), NULL, 10), atoi(PQgetvalue(res, i, 1)),
+                               PQgetvalue(res, i, 2));
             }
         }
     }
@@ -377,16 +434,20 @@ static void step_copy(job_t *j, const char *sql, const pgtext_buf_t *data)
 static void queue_batch_steps(job_t *j)
 {
     char p_prev[24], p_last[24];
-    pgtext_buf_t vals = {0}, cases = {0};
+    pgtext_buf_t vals = {0}, cases = {0}, subs = {0};
     const lt_record_t *recs = j->hold->msg.u.batch.records;
 
     for (uint32_t i = j->lo; i < j->hi; i++) {
         if (recs[i].kind == LT_REC_VALUE)
             copy_value_row(&vals, recs[i].seq, &recs[i].u.v);
-        else
+        else if (recs[i].kind == LT_REC_CASE)
             copy_case_row(&cases, recs[i].seq, &recs[i].u.c);
+        else
+            submission_json(&subs, recs[i].seq, &recs[i].u.s);
     }
-    if (vals.oom || cases.oom) {
+    if (subs.len)
+        pgtext_add(&subs, "]", 1);
+    if (vals.oom || cases.oom || subs.oom) {
         j->failed = leader_of(j)->failed = 1;
         snprintf(j->err, sizeof(j->err), "out of memory formatting the batch");
     } else {
@@ -406,11 +467,18 @@ static void queue_batch_steps(job_t *j)
                       "assessed_at, emergency_at, plan_drafted_at, plan_approved_at, reviewed_at, "
                       "closed_at, services) FROM STDIN",
                       &cases);
+        if (subs.len) {
+            /* before apply_batch, which advances the child's position */
+            const char *ps[3] = {j->unit, p_prev, subs.buf};
+            step_query(j, "SELECT seq, code, reason FROM lt.apply_submissions($1, $2::bigint, $3::jsonb)", 3, ps,
+                       on_submissions);
+        }
         step_query(j, "SELECT kind, seq, n, code, reason FROM lt.apply_batch($1, $2::bigint, $3::bigint)", 3,
                    p, on_apply);
     }
     free(vals.buf);
     free(cases.buf);
+    free(subs.buf);
 }
 
 static uint32_t job_records(const job_t *j)

@@ -28,7 +28,7 @@ typedef struct {
 char *metrics_render(const lt_daemon_t *d)
 {
     const lt_stats_t *s = &d->stats;
-    size_t cap = 8192;
+    size_t cap = 16384;
     char *out = malloc(cap);
     size_t n = 0;
     if (!out)
@@ -62,6 +62,16 @@ char *metrics_render(const lt_daemon_t *d)
     M("down_quarantined_total", "counter", "records quarantined as poison", s->down_quarantined);
     M("down_queue_bytes", "gauge", "bytes waiting in the apply queue", s->down_queue_bytes);
     M("apply_seconds_total", "counter", "seconds spent applying (integer)", s->apply_ns_total / 1000000000u);
+    M("down_groups_total", "counter", "transactions that applied one or more batches", s->down_groups);
+    M("down_auth_accepted_total", "counter", "connections whose CURVE key is in the allow-list", s->down_auth_accepted);
+    M("down_auth_refused_total", "counter", "connections refused by the ZAP handler", s->down_auth_refused);
+    M("down_auth_mismatch_total", "counter", "messages refused: HELLO for another unit than the key's, or a revoked key",
+      s->down_auth_mismatch);
+    M("down_meta_sent_total", "counter", "metadata changes sent to children", s->down_meta_sent);
+    M("down_submissions_total", "counter", "report submissions applied", s->down_submissions);
+    M("up_meta_changes_total", "counter", "metadata changes received from the parent", s->up_meta_changes);
+    M("up_meta_errors_total", "counter", "metadata messages the database refused", s->up_meta_errors);
+    M("up_meta_version", "gauge", "position in the parent's metadata log", s->up_meta_version);
 #undef M
     return out;
 }

@@ -62,12 +62,12 @@ pg_stop() {
 }
 
 pg_kill() {
-    local dir=$1 pid
+    local dir=$1 pid kids
     pid=$(head -1 "$dir/data/postmaster.pid" 2>/dev/null) || return 0
-    kill -9 "$pid" 2>/dev/null || true
-    # the backends die with their postmaster; wait until the socket is gone
+    # this cluster's processes only: other clusters of the same user keep running
+    kids=$(pgrep -P "$pid" 2>/dev/null)
+    kill -9 "$pid" $kids 2>/dev/null || true
     for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
-    pkill -9 -u "$PG_OSUSER" -f "postgres: " 2>/dev/null || true
     sleep 0.2
 }
 
