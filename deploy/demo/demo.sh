@@ -52,6 +52,9 @@ echo "nodes: $(wc -l <"$NET_DIR/topology") ($ncommunes communes), one PostgreSQL
 # so the catch-up below is measured on a full backlog
 for u in "${NET_NODES[@]}"; do [ ${#u} -lt 5 ] && net_start "$u"; done
 
+say "Loading the metadata catalogue at the province (indicators, targets, deadlines, holidays); it flows down"
+net_lt 24 meta load schemas/catalog | tail -1
+
 say "Writing synthetic data at every commune (a year of indicators and cases, with personal data that stays local)"
 i=0
 for c in $(net_communes); do
@@ -69,6 +72,24 @@ net_wait_converged 300
 t1=$(date +%s.%N)
 printf 'province caught up %.1f s after the communes came online (%d deltas through %d tiers)\n' \
     "$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')" "$rows" "$tiers"
+
+say "Communes submit their annual reports (most of them; completeness below)"
+# the catalogue (data sets, deadlines) reached the communes while they caught up
+for c in $(net_communes); do
+    for _ in $(seq 1 100); do
+        [ "$(net_psql "$c" "SELECT count(*) FROM lt.data_set")" -gt 0 ] && break
+        sleep 0.3
+    done
+done
+i=0
+submitted=0
+for c in $(net_communes); do
+    i=$((i + 1))
+    [ $((i % 7)) -eq 3 ] && continue
+    net_psql "$c" "SELECT lt.submit('CL_ANNUAL', '$year')" >/dev/null && submitted=$((submitted + 1))
+done
+echo "$submitted of $ncommunes communes submitted CL_ANNUAL for $year"
+net_wait_converged 120
 
 say "Roll-ups at the province (computed in its own database), $year"
 net_psql 24 "
@@ -102,8 +123,16 @@ SELECT rpad(repeat('  ', u.depth) || u.code || ' ' || u.name, 40) AS \"unit\",
     | sed 's/|/ │ /g' | awk 'NR == 1 { print "unit                                     │ children │ cases  │ at risk │ labour  │ trafficked │ parents informed % │ injuries /1000" } { print }'
 echo "(ratios are sum(numerator) / sum(denominator) over each unit's subtree, never averages)"
 
+say "Indicators against targets at the province (lienthong report; --depth 1 adds every district)"
+net_lt 24 report --period "$year" --no-children >"$NET_DIR/report.txt" 2>&1 || true
+head -60 "$NET_DIR/report.txt"
+say "Reporting completeness at the province (lienthong completeness)"
+net_lt 24 completeness --period "$year" --data-set CL_ANNUAL >"$NET_DIR/completeness.txt" 2>&1 || true
+head -30 "$NET_DIR/completeness.txt"
+
 say "Sync status at the province"
-net_lt 24 status | sed -n '/child links/,/refused/p' | head -60
+net_lt 24 status >"$NET_DIR/status.txt" 2>&1 || true
+sed -n '/child links/,/refused/p' "$NET_DIR/status.txt"
 say "verify at the province"
 net_lt 24 verify
 if [ "$tiers" = 3 ]; then

@@ -89,8 +89,10 @@ CREATE TABLE lt.case_status (
 -- Periods are DHIS2-style identifiers: 2024, 202403, 2024Q1, 2024S2, 2026-2030.
 -- A value's reference date is the period's last day: it picks the unit tree the value
 -- rolls up through (an annual 2025 value is reported under the tree of 31 Dec 2025).
+-- Not STRICT, so that PostgreSQL can inline it (a NULL period still gives NULL): it runs
+-- several times for every row a parent applies.
 CREATE FUNCTION lt.period_end(p text) RETURNS date
-LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
     SELECT CASE
         WHEN p ~ '^[0-9]{4}$' THEN make_date(p::int, 12, 31)
         WHEN p ~ '^[0-9]{4}(0[1-9]|1[0-2])$' THEN

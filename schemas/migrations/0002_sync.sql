@@ -48,24 +48,30 @@ END $$;
 -- transition tables: set-based, so a 5,000-row batch costs a handful of joins.
 CREATE FUNCTION lt.data_value_changed() RETURNS trigger
 LANGUAGE plpgsql AS $$
-DECLARE
-    src text;
 BEGIN
     PERFORM lt.writer_lock();
+    -- static SQL per operation (no EXECUTE): its plan is cached for the session
     IF TG_OP = 'INSERT' THEN
-        src := 'SELECT unit_code, element, period, disagg, ref_date, value AS dv, 1 AS dn
-                  FROM new_rows WHERE value IS NOT NULL';
+        INSERT INTO lt.rollup_value AS r (unit_code, element, period, disagg, total, n_rows, updated_at)
+        SELECT p.ancestor, d.element, d.period, d.disagg, sum(d.value), count(*), now()
+          FROM new_rows d
+          JOIN lt.rollup_path p ON p.descendant = d.unit_code
+                               AND d.ref_date >= p.valid_from AND d.ref_date < p.valid_to
+         WHERE d.value IS NOT NULL
+         GROUP BY 1, 2, 3, 4
+         ORDER BY 1, 2, 3, 4
+        ON CONFLICT (unit_code, element, period, disagg) DO UPDATE
+           SET total = trim_scale(r.total + EXCLUDED.total),
+               n_rows = r.n_rows + EXCLUDED.n_rows,
+               updated_at = EXCLUDED.updated_at;
     ELSE
-        src := 'SELECT unit_code, element, period, disagg, ref_date, value AS dv, 1 AS dn
+        INSERT INTO lt.rollup_value AS r (unit_code, element, period, disagg, total, n_rows, updated_at)
+        SELECT p.ancestor, d.element, d.period, d.disagg, sum(d.dv), sum(d.dn), now()
+          FROM (SELECT unit_code, element, period, disagg, ref_date, value AS dv, 1 AS dn
                   FROM new_rows WHERE value IS NOT NULL
                 UNION ALL
                 SELECT unit_code, element, period, disagg, ref_date, -value, -1
-                  FROM old_rows WHERE value IS NOT NULL';
-    END IF;
-    EXECUTE format($q$
-        INSERT INTO lt.rollup_value AS r (unit_code, element, period, disagg, total, n_rows, updated_at)
-        SELECT p.ancestor, d.element, d.period, d.disagg, sum(d.dv), sum(d.dn), now()
-          FROM (%s) d
+                  FROM old_rows WHERE value IS NOT NULL) d
           JOIN lt.rollup_path p ON p.descendant = d.unit_code
                                AND d.ref_date >= p.valid_from AND d.ref_date < p.valid_to
          GROUP BY 1, 2, 3, 4
@@ -73,8 +79,8 @@ BEGIN
         ON CONFLICT (unit_code, element, period, disagg) DO UPDATE
            SET total = trim_scale(r.total + EXCLUDED.total),
                n_rows = r.n_rows + EXCLUDED.n_rows,
-               updated_at = EXCLUDED.updated_at
-    $q$, src);
+               updated_at = EXCLUDED.updated_at;
+    END IF;
 
     IF (SELECT has_parent FROM lt.node) THEN
         INSERT INTO lt.outbox (kind, row_id) SELECT 1, id FROM new_rows ORDER BY id;
@@ -86,24 +92,31 @@ END $$;
 -- A case counts once under category 0 ("any") and once under each of its categories.
 CREATE FUNCTION lt.case_record_changed() RETURNS trigger
 LANGUAGE plpgsql AS $$
-DECLARE
-    src text;
 BEGIN
     PERFORM lt.writer_lock();
     IF TG_OP = 'INSERT' THEN
-        src := 'SELECT unit_code, period, ref_date, categories, status, 1 AS dn
-                  FROM new_rows WHERE NOT deleted';
+        INSERT INTO lt.rollup_case AS r (unit_code, period, category, status, n, updated_at)
+        SELECT p.ancestor, d.period, g.category, d.status, count(*), now()
+          FROM new_rows d
+          JOIN lt.rollup_path p ON p.descendant = d.unit_code
+                               AND d.ref_date >= p.valid_from AND d.ref_date < p.valid_to
+          JOIN LATERAL (SELECT 0 AS category
+                        UNION ALL
+                        SELECT b + 1 FROM generate_series(0, 16) b
+                         WHERE d.categories & (1 << b) <> 0) g ON true
+         WHERE NOT d.deleted
+         GROUP BY 1, 2, 3, 4
+         ORDER BY 1, 2, 3, 4
+        ON CONFLICT (unit_code, period, category, status) DO UPDATE
+           SET n = r.n + EXCLUDED.n, updated_at = EXCLUDED.updated_at;
     ELSE
-        src := 'SELECT unit_code, period, ref_date, categories, status, 1 AS dn
+        INSERT INTO lt.rollup_case AS r (unit_code, period, category, status, n, updated_at)
+        SELECT p.ancestor, d.period, g.category, d.status, sum(d.dn), now()
+          FROM (SELECT unit_code, period, ref_date, categories, status, 1 AS dn
                   FROM new_rows WHERE NOT deleted
                 UNION ALL
                 SELECT unit_code, period, ref_date, categories, status, -1
-                  FROM old_rows WHERE NOT deleted';
-    END IF;
-    EXECUTE format($q$
-        INSERT INTO lt.rollup_case AS r (unit_code, period, category, status, n, updated_at)
-        SELECT p.ancestor, d.period, g.category, d.status, sum(d.dn), now()
-          FROM (%s) d
+                  FROM old_rows WHERE NOT deleted) d
           JOIN lt.rollup_path p ON p.descendant = d.unit_code
                                AND d.ref_date >= p.valid_from AND d.ref_date < p.valid_to
           JOIN LATERAL (SELECT 0 AS category
@@ -113,8 +126,8 @@ BEGIN
          GROUP BY 1, 2, 3, 4
          ORDER BY 1, 2, 3, 4
         ON CONFLICT (unit_code, period, category, status) DO UPDATE
-           SET n = r.n + EXCLUDED.n, updated_at = EXCLUDED.updated_at
-    $q$, src);
+           SET n = r.n + EXCLUDED.n, updated_at = EXCLUDED.updated_at;
+    END IF;
 
     IF (SELECT has_parent FROM lt.node) THEN
         INSERT INTO lt.outbox (kind, row_id) SELECT 2, id FROM new_rows ORDER BY id;
@@ -288,14 +301,14 @@ LANGUAGE plpgsql AS $$
 BEGIN
     CREATE TEMP TABLE IF NOT EXISTS stage_value (
         seq bigint, unit_code text, element text, period text, disagg text,
-        value numeric, version bigint, changed_at timestamptz);
+        value numeric, version bigint, changed_at timestamptz) ON COMMIT DELETE ROWS;
     CREATE TEMP TABLE IF NOT EXISTS stage_case (
         seq bigint, case_id uuid, unit_code text, version bigint, changed_at timestamptz, deleted boolean,
         sex text, birth_ym text, ethnicity smallint, village_code text, categories int, status text,
         notified_at timestamptz, assessed_at timestamptz, emergency_at timestamptz,
         plan_drafted_at timestamptz, plan_approved_at timestamptz, reviewed_at timestamptz,
-        closed_at timestamptz, services int);
-    CREATE TEMP TABLE IF NOT EXISTS stage_reject (seq bigint, code int, reason text, record jsonb);
+        closed_at timestamptz, services int) ON COMMIT DELETE ROWS;
+    CREATE TEMP TABLE IF NOT EXISTS stage_reject (seq bigint, code int, reason text, record jsonb) ON COMMIT DELETE ROWS;
 END $$;
 
 -- The daemon COPYs a batch into the session's staging tables (pg_temp.stage_value,
@@ -320,7 +333,8 @@ BEGIN
     SELECT l.last_applied_seq INTO last_applied FROM lt.child_link l WHERE l.child_unit = p_child FOR UPDATE;
 
     IF p_last <= last_applied OR p_prev > last_applied THEN
-        TRUNCATE pg_temp.stage_value, pg_temp.stage_case;
+        DELETE FROM pg_temp.stage_value;
+        DELETE FROM pg_temp.stage_case;
         UPDATE lt.child_link SET last_contact = now() WHERE child_unit = p_child;
         RETURN QUERY SELECT 'summary'::text, last_applied, 0::bigint, 0,
                             CASE WHEN p_last <= last_applied THEN 'duplicate' ELSE 'gap' END;
@@ -331,7 +345,7 @@ BEGIN
     DELETE FROM pg_temp.stage_value s WHERE s.seq <= last_applied;
     DELETE FROM pg_temp.stage_case s WHERE s.seq <= last_applied;
 
-    TRUNCATE pg_temp.stage_reject;
+    DELETE FROM pg_temp.stage_reject;
 
     INSERT INTO pg_temp.stage_reject
     SELECT s.seq, x.code, x.reason, to_jsonb(s)
@@ -394,7 +408,9 @@ BEGIN
     END IF;
     n_in := (SELECT count(*) FROM pg_temp.stage_value) + (SELECT count(*) FROM pg_temp.stage_case);
 
-    -- latest version per key; an older version never overwrites a newer one
+    -- latest version per key; an older version never overwrites a newer one. An empty
+    -- statement would still fire the roll-up and audit triggers: skip it.
+    IF EXISTS (SELECT 1 FROM pg_temp.stage_value) THEN
     INSERT INTO lt.data_value AS d (unit_code, element, period, disagg, value, version, changed_at, via)
     SELECT DISTINCT ON (s.unit_code, s.element, s.period, s.disagg)
            s.unit_code, s.element, s.period, s.disagg, s.value, s.version, s.changed_at, p_child
@@ -404,7 +420,9 @@ BEGIN
        SET value = EXCLUDED.value, version = EXCLUDED.version, changed_at = EXCLUDED.changed_at,
            received_at = now(), via = EXCLUDED.via
      WHERE d.version < EXCLUDED.version;
+    END IF;
 
+    IF EXISTS (SELECT 1 FROM pg_temp.stage_case) THEN
     INSERT INTO lt.case_record AS c (case_id, unit_code, version, changed_at, deleted, sex, birth_ym, ethnicity,
         village_code, categories, status, notified_at, assessed_at, emergency_at, plan_drafted_at,
         plan_approved_at, reviewed_at, closed_at, services, via)
@@ -423,6 +441,7 @@ BEGIN
            plan_approved_at = EXCLUDED.plan_approved_at, reviewed_at = EXCLUDED.reviewed_at,
            closed_at = EXCLUDED.closed_at, services = EXCLUDED.services, received_at = now(), via = EXCLUDED.via
      WHERE c.version < EXCLUDED.version AND c.unit_code = EXCLUDED.unit_code;
+    END IF;
 
     UPDATE lt.child_link
        SET last_applied_seq = p_last, applied_rows = applied_rows + n_in,
@@ -432,7 +451,9 @@ BEGIN
 
     RETURN QUERY SELECT 'summary'::text, p_last, n_in, 0, 'applied'::text;
     RETURN QUERY SELECT 'reject'::text, r.seq, 0::bigint, r.code, r.reason FROM pg_temp.stage_reject r ORDER BY r.seq;
-    TRUNCATE pg_temp.stage_value, pg_temp.stage_case;
+    -- emptied with DELETE, not TRUNCATE (which would make every cached plan here be rebuilt)
+    DELETE FROM pg_temp.stage_value;
+    DELETE FROM pg_temp.stage_case;
 END $$;
 
 -- ---------------------------------------------------------------- verify

@@ -172,14 +172,14 @@ LANGUAGE plpgsql AS $$
 BEGIN
     CREATE TEMP TABLE IF NOT EXISTS stage_value (
         seq bigint, unit_code text, element text, period text, disagg text,
-        value numeric, version bigint, changed_at timestamptz);
+        value numeric, version bigint, changed_at timestamptz) ON COMMIT DELETE ROWS;
     CREATE TEMP TABLE IF NOT EXISTS stage_case (
         seq bigint, case_id uuid, unit_code text, version bigint, changed_at timestamptz, deleted boolean,
         sex text, birth_ym text, ethnicity smallint, village_code text, categories int, status text,
         notified_at timestamptz, assessed_at timestamptz, emergency_at timestamptz,
         plan_drafted_at timestamptz, plan_approved_at timestamptz, reviewed_at timestamptz,
-        closed_at timestamptz, services int);
-    CREATE TEMP TABLE IF NOT EXISTS stage_reject (seq bigint, code int, reason text, record jsonb);
+        closed_at timestamptz, services int) ON COMMIT DELETE ROWS;
+    CREATE TEMP TABLE IF NOT EXISTS stage_reject (seq bigint, code int, reason text, record jsonb) ON COMMIT DELETE ROWS;
     GRANT SELECT, INSERT, TRUNCATE ON pg_temp.stage_value, pg_temp.stage_case TO SESSION_USER;
 END $$;
 

@@ -3,8 +3,8 @@
  * of the queue; one job runs at a time, and its steps are queued together so the
  * server runs them back to back:
  *
- *   BEGIN; TRUNCATE staging  ->  COPY stage_value  ->  COPY stage_case
- *     ->  SELECT lt.apply_batch(child, prev, last)  ->  COMMIT
+ *   BEGIN  ->  for each batch of the group: COPY stage_value, COPY stage_case,
+ *     [lt.apply_submissions], SELECT lt.apply_batch(child, prev, last)  ->  COMMIT
  *
  * If any step fails the transaction is aborted, COMMIT answers ROLLBACK, and nothing
  * of the batch is visible: the job is then split (or quarantined). The ACK is sent
@@ -454,7 +454,8 @@ static void queue_batch_steps(job_t *j)
         snprintf(p_prev, sizeof(p_prev), "%" PRIu64, j->prev);
         snprintf(p_last, sizeof(p_last), "%" PRIu64, j->last);
         const char *p[3] = {j->unit, p_prev, p_last};
-        step_query(j, "TRUNCATE pg_temp.stage_value, pg_temp.stage_case", 0, NULL, on_step);
+        /* staging is empty here: ON COMMIT DELETE ROWS, and lt.apply_batch empties it
+           after each batch of a group */
         if (vals.len)
             step_copy(j,
                       "COPY pg_temp.stage_value (seq, unit_code, element, period, disagg, value, "
