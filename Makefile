@@ -82,6 +82,11 @@ bench: deps
 	@$(MAKE) --no-print-directory all
 	@tests/bench/bench.sh
 
+# Benchmark load: many simulated communes speaking the protocol (tests/bench/).
+$(BUILD)/tests/ltsim: $(BUILD)/tests/bench/ltsim.o $(COMMON_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(SANFLAGS) -o $@ $^ $(LDLIBS)
+
 fuzz: deps
 	@tests/fuzz/run.sh $(or $(FUZZ_SECONDS),300)
 
