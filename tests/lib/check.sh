@@ -9,4 +9,12 @@ check() {
     shift
     if "$@"; then ok "$what"; else not_ok "$what"; fi
 }
+# ok_if "description" STATUS: ok when STATUS (a command's $?) is 0
+ok_if() { if [ "$2" -eq 0 ]; then ok "$1"; else not_ok "$1"; fi; }
+# eq WHAT GOT WANT: equality, saying what differed (for check)
+eq() {
+    [ "$2" = "$3" ] && return 0
+    echo "#   $1: got [$2], want [$3]" >&2
+    return 1
+}
 check_done() { exit $CHECK_FAILED; }
