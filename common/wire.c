@@ -20,10 +20,11 @@
 #define REC_VALUE_FIELDS 9
 #define REC_CASE_FIELDS 21
 #define REC_SUBMISSION_FIELDS 12
+#define REC_RESYNC_FIELDS 4
 #define META_CHANGE_FIELDS 5
-#define REC_MIN_BYTES 17   /* smallest possible encoded value record */
+#define REC_MIN_BYTES 7    /* smallest possible encoded record (a resync marker) */
 #define REJECT_MIN_BYTES 4 /* smallest possible encoded reject */
-#define BATCH_HEADER_MAX 26 /* fixarray, version, type, 2 x uint64, array32 */
+#define BATCH_HEADER_MAX 35 /* fixarray, version, type, 2 x uint64, array32, uint64 */
 
 /* ------------------------------------------------------------------ names */
 
@@ -42,8 +43,11 @@ const char *lt_wire_error_name(int code)
 static const char *const msg_names[] = {
     "?", "hello", "welcome", "batch", "ack", "resume", "error", "ping", "pong", "meta", "meta_ack",
 };
-/* Fields after [version, type], per message type. */
-static const uint32_t msg_fields[] = {0, 4, 2, 3, 3, 2, 2, 1, 1, 3, 1};
+/* Fields after [version, type], per message type: what this node sends, and the
+ * fewest it accepts. WELCOME and BATCH gained a trailing token; a peer that does not
+ * send it is read as token 0 (unknown). */
+static const uint32_t msg_fields[] = {0, 4, 3, 4, 3, 2, 2, 1, 1, 3, 1};
+static const uint32_t msg_fields_min[] = {0, 4, 2, 3, 3, 2, 2, 1, 1, 3, 1};
 
 const char *lt_case_category_name(int bit)
 {
@@ -332,6 +336,20 @@ int lt_wire_check_submission(const lt_submission_rec_t *s, char *err, size_t err
     return -1;
 }
 
+int lt_wire_check_resync(const lt_resync_rec_t *r, char *err, size_t errlen)
+{
+    char u[72];
+    if (!lt_valid_unit(r->unit)) {
+        errf(err, errlen, "unit %s is not a unit code", q(u, r->unit));
+        return -1;
+    }
+    if (r->phase != LT_RESYNC_BEGIN && r->phase != LT_RESYNC_END) {
+        errf(err, errlen, "resync phase %d is neither 1 (begin) nor 2 (end)", r->phase);
+        return -1;
+    }
+    return 0;
+}
+
 int lt_wire_check_meta_change(const lt_meta_change_t *m, char *err, size_t errlen)
 {
     char b[72];
@@ -448,6 +466,16 @@ static int pack_submission_rec(msgpack_packer *pk, uint64_t seq, const lt_submis
     return rc;
 }
 
+static int pack_resync_rec(msgpack_packer *pk, uint64_t seq, const lt_resync_rec_t *r)
+{
+    int rc = msgpack_pack_array(pk, REC_RESYNC_FIELDS);
+    rc |= msgpack_pack_uint64(pk, seq);
+    rc |= msgpack_pack_uint8(pk, LT_REC_RESYNC);
+    rc |= pack_cstr(pk, r->unit);
+    rc |= msgpack_pack_uint8(pk, (uint8_t)r->phase);
+    return rc;
+}
+
 /* Undo a partly written message on failure. */
 static int enc_done(msgpack_sbuffer *sb, size_t start, int rc)
 {
@@ -474,7 +502,8 @@ int lt_wire_encode_hello(msgpack_sbuffer *sb, const char *unit, const char *soft
     return enc_done(sb, start, rc);
 }
 
-int lt_wire_encode_welcome(msgpack_sbuffer *sb, const char *unit, uint64_t resume_after)
+int lt_wire_encode_welcome(msgpack_sbuffer *sb, const char *unit, uint64_t resume_after,
+                           uint64_t token)
 {
     if (!lt_valid_unit(unit))
         return -1;
@@ -484,6 +513,7 @@ int lt_wire_encode_welcome(msgpack_sbuffer *sb, const char *unit, uint64_t resum
     int rc = pack_head(&pk, LT_MSG_WELCOME);
     rc |= pack_cstr(&pk, unit);
     rc |= msgpack_pack_uint64(&pk, resume_after);
+    rc |= msgpack_pack_uint64(&pk, token);
     return enc_done(sb, start, rc);
 }
 
@@ -596,6 +626,7 @@ struct lt_batch_writer {
     uint64_t prev_seq;
     uint64_t last_rec_seq; /* seq of the last record added, or prev_seq */
     uint32_t n;
+    int closed; /* a resync marker was added: it is the batch's last record */
 };
 
 lt_batch_writer_t *lt_batch_new(void)
@@ -622,7 +653,10 @@ void lt_batch_begin(lt_batch_writer_t *self, uint64_t prev_seq)
     self->body.size = 0;
     self->prev_seq = self->last_rec_seq = prev_seq;
     self->n = 0;
+    self->closed = 0;
 }
+
+int lt_batch_closed(const lt_batch_writer_t *self) { return self->closed; }
 
 uint32_t lt_batch_count(const lt_batch_writer_t *self) { return self->n; }
 
@@ -645,7 +679,7 @@ static int batch_added(lt_batch_writer_t *self, uint64_t seq, size_t start, int 
 
 int lt_batch_add_value(lt_batch_writer_t *self, uint64_t seq, const lt_value_rec_t *v)
 {
-    if (seq <= self->last_rec_seq || self->n >= LT_WIRE_MAX_RECORDS ||
+    if (seq <= self->last_rec_seq || self->n >= LT_WIRE_MAX_RECORDS || self->closed ||
         lt_wire_check_value(v, NULL, 0) < 0)
         return -1;
     size_t start = self->body.size;
@@ -654,7 +688,7 @@ int lt_batch_add_value(lt_batch_writer_t *self, uint64_t seq, const lt_value_rec
 
 int lt_batch_add_case(lt_batch_writer_t *self, uint64_t seq, const lt_case_rec_t *c)
 {
-    if (seq <= self->last_rec_seq || self->n >= LT_WIRE_MAX_RECORDS ||
+    if (seq <= self->last_rec_seq || self->n >= LT_WIRE_MAX_RECORDS || self->closed ||
         lt_wire_check_case(c, NULL, 0) < 0)
         return -1;
     size_t start = self->body.size;
@@ -663,16 +697,29 @@ int lt_batch_add_case(lt_batch_writer_t *self, uint64_t seq, const lt_case_rec_t
 
 int lt_batch_add_submission(lt_batch_writer_t *self, uint64_t seq, const lt_submission_rec_t *r)
 {
-    if (seq <= self->last_rec_seq || self->n >= LT_WIRE_MAX_RECORDS ||
+    if (seq <= self->last_rec_seq || self->n >= LT_WIRE_MAX_RECORDS || self->closed ||
         lt_wire_check_submission(r, NULL, 0) < 0)
         return -1;
     size_t start = self->body.size;
     return batch_added(self, seq, start, pack_submission_rec(&self->pk, seq, r));
 }
 
-int lt_batch_finish(lt_batch_writer_t *self, msgpack_sbuffer *out, uint64_t last_seq)
+int lt_batch_add_resync(lt_batch_writer_t *self, uint64_t seq, const lt_resync_rec_t *r)
 {
-    if (self->n == 0 || last_seq < self->last_rec_seq)
+    if (seq <= self->last_rec_seq || self->n >= LT_WIRE_MAX_RECORDS || self->closed ||
+        lt_wire_check_resync(r, NULL, 0) < 0)
+        return -1;
+    size_t start = self->body.size;
+    if (batch_added(self, seq, start, pack_resync_rec(&self->pk, seq, r)) < 0)
+        return -1;
+    self->closed = 1;
+    return 0;
+}
+
+int lt_batch_finish(lt_batch_writer_t *self, msgpack_sbuffer *out, uint64_t last_seq,
+                    uint64_t last_token)
+{
+    if (self->n == 0 || last_seq < self->last_rec_seq || (self->closed && last_seq != self->last_rec_seq))
         return -1;
     size_t start = out->size;
     msgpack_packer pk;
@@ -682,6 +729,7 @@ int lt_batch_finish(lt_batch_writer_t *self, msgpack_sbuffer *out, uint64_t last
     rc |= msgpack_pack_uint64(&pk, last_seq);
     rc |= msgpack_pack_array(&pk, self->n);
     rc |= msgpack_sbuffer_write(out, self->body.data, self->body.size);
+    rc |= msgpack_pack_uint64(&pk, last_token);
     return enc_done(out, start, rc);
 }
 
@@ -692,7 +740,8 @@ int lt_wire_encode_msg(msgpack_sbuffer *sb, const lt_msg_t *m)
         return lt_wire_encode_hello(sb, m->u.hello.unit, m->u.hello.software,
                                     m->u.hello.max_seq, m->u.hello.sent_at_ms);
     case LT_MSG_WELCOME:
-        return lt_wire_encode_welcome(sb, m->u.welcome.unit, m->u.welcome.resume_after);
+        return lt_wire_encode_welcome(sb, m->u.welcome.unit, m->u.welcome.resume_after,
+                                      m->u.welcome.token);
     case LT_MSG_BATCH: {
         lt_batch_writer_t *w = lt_batch_new();
         if (!w)
@@ -704,10 +753,11 @@ int lt_wire_encode_msg(msgpack_sbuffer *sb, const lt_msg_t *m)
             rc = r->kind == LT_REC_VALUE        ? lt_batch_add_value(w, r->seq, &r->u.v)
                  : r->kind == LT_REC_CASE       ? lt_batch_add_case(w, r->seq, &r->u.c)
                  : r->kind == LT_REC_SUBMISSION ? lt_batch_add_submission(w, r->seq, &r->u.s)
+                 : r->kind == LT_REC_RESYNC     ? lt_batch_add_resync(w, r->seq, &r->u.r)
                                                 : -1;
         }
         if (rc == 0)
-            rc = lt_batch_finish(w, sb, m->u.batch.last_seq);
+            rc = lt_batch_finish(w, sb, m->u.batch.last_seq, m->u.batch.last_token);
         lt_batch_destroy(&w);
         return rc;
     }
@@ -737,6 +787,7 @@ typedef struct {
     size_t errlen;
     int code;
     char where[64]; /* prefix of every reason, e.g. "batch record 3 (seq 17)" */
+    uint64_t nfields; /* fields after [version, type] in the frame being read */
     size_t objects; /* pre-scan: objects seen so far */
 } dec_t;
 
@@ -1128,6 +1179,19 @@ static int decode_submission_rec(dec_t *d, lt_submission_rec_t *r)
     return 0;
 }
 
+static int decode_resync_rec(dec_t *d, lt_resync_rec_t *r)
+{
+    char why[200];
+    uint64_t phase = 0;
+    if (get_str(d, "unit", 0, r->unit, sizeof r->unit, 0) < 0 ||
+        get_uint(d, "phase", 0, UINT8_MAX, &phase) < 0)
+        return -1;
+    r->phase = (int)phase;
+    if (lt_wire_check_resync(r, why, sizeof why) < 0)
+        return fail(d, LT_WIRE_EBAD_FIELD, "%s", why);
+    return 0;
+}
+
 /* Record i of a batch covering (prev, last]; after is the previous record's seq. */
 static int decode_record(dec_t *d, uint32_t i, uint64_t prev, uint64_t last, uint64_t after,
                          lt_record_t *r)
@@ -1149,18 +1213,21 @@ static int decode_record(dec_t *d, uint32_t i, uint64_t prev, uint64_t last, uin
         return fail(d, LT_WIRE_EBAD_FIELD, "seq does not follow seq %" PRIu64, after);
     if (get_uint(d, "kind", 0, UINT64_MAX, &kind) < 0)
         return -1;
-    if (kind != LT_REC_VALUE && kind != LT_REC_CASE && kind != LT_REC_SUBMISSION)
+    if (kind != LT_REC_VALUE && kind != LT_REC_CASE && kind != LT_REC_SUBMISSION &&
+        kind != LT_REC_RESYNC)
         return fail(d, LT_WIRE_EBAD_FIELD, "kind %" PRIu64 " is not a record kind", kind);
     r->kind = (lt_rec_kind_t)kind;
-    uint64_t want = kind == LT_REC_VALUE ? REC_VALUE_FIELDS
-                    : kind == LT_REC_CASE ? REC_CASE_FIELDS
-                                          : REC_SUBMISSION_FIELDS;
+    uint64_t want = kind == LT_REC_VALUE        ? REC_VALUE_FIELDS
+                    : kind == LT_REC_CASE       ? REC_CASE_FIELDS
+                    : kind == LT_REC_SUBMISSION ? REC_SUBMISSION_FIELDS
+                                                : REC_RESYNC_FIELDS;
     if (n != want)
         return fail(d, LT_WIRE_EBAD_FIELD, "record of kind %" PRIu64 " has %" PRIu64
                     " fields; expected %" PRIu64, kind, n, want);
-    return kind == LT_REC_VALUE  ? decode_value_rec(d, &r->u.v)
-           : kind == LT_REC_CASE ? decode_case_rec(d, &r->u.c)
-                                 : decode_submission_rec(d, &r->u.s);
+    return kind == LT_REC_VALUE        ? decode_value_rec(d, &r->u.v)
+           : kind == LT_REC_CASE       ? decode_case_rec(d, &r->u.c)
+           : kind == LT_REC_SUBMISSION ? decode_submission_rec(d, &r->u.s)
+                                       : decode_resync_rec(d, &r->u.r);
 }
 
 static int decode_batch(dec_t *d, lt_msg_t *m)
@@ -1192,7 +1259,12 @@ static int decode_batch(dec_t *d, lt_msg_t *m)
         uint64_t after = i ? m->u.batch.records[i - 1].seq : prev;
         if (decode_record(d, i, prev, last, after, &m->u.batch.records[i]) < 0)
             return -1;
+        if (m->u.batch.records[i].kind == LT_REC_RESYNC && i + 1 < n)
+            return fail(d, LT_WIRE_EBAD_FIELD, "a resync marker must be the last record of its batch");
     }
+    snprintf(d->where, sizeof d->where, "batch");
+    if (d->nfields > 3)
+        return get_uint(d, "last_token", 0, UINT64_MAX, &m->u.batch.last_token);
     return 0;
 }
 
@@ -1309,10 +1381,10 @@ static int decode_body(dec_t *d, lt_msg_t *m)
                    ? -1
                    : 0;
     case LT_MSG_WELCOME:
-        return get_unit(d, "parent_unit", m->u.welcome.unit) < 0 ||
-                       get_uint(d, "resume_after", 0, UINT64_MAX, &m->u.welcome.resume_after) < 0
-                   ? -1
-                   : 0;
+        if (get_unit(d, "parent_unit", m->u.welcome.unit) < 0 ||
+            get_uint(d, "resume_after", 0, UINT64_MAX, &m->u.welcome.resume_after) < 0)
+            return -1;
+        return d->nfields > 2 ? get_uint(d, "token", 0, UINT64_MAX, &m->u.welcome.token) : 0;
     case LT_MSG_BATCH:
         return decode_batch(d, m);
     case LT_MSG_ACK:
@@ -1413,11 +1485,17 @@ int lt_wire_decode(const void *buf, size_t len, lt_msg_t *msg, char *err, size_t
     type = it.u;
     msg->type = (lt_msg_type_t)type;
     snprintf(d.where, sizeof d.where, "%s", msg_names[type]);
-    if (nfields != msg_fields[type]) {
-        fail(&d, LT_WIRE_EBAD_FIELD, "%" PRIu64 " fields after the type; expected %" PRIu32,
-             nfields, msg_fields[type]);
+    if (nfields < msg_fields_min[type] || nfields > msg_fields[type]) {
+        if (msg_fields_min[type] == msg_fields[type])
+            fail(&d, LT_WIRE_EBAD_FIELD, "%" PRIu64 " fields after the type; expected %" PRIu32,
+                 nfields, msg_fields[type]);
+        else
+            fail(&d, LT_WIRE_EBAD_FIELD,
+                 "%" PRIu64 " fields after the type; expected %" PRIu32 " or %" PRIu32, nfields,
+                 msg_fields_min[type], msg_fields[type]);
         goto fail;
     }
+    d.nfields = nfields;
     if (decode_body(&d, msg) < 0)
         goto fail;
     if (d.p != d.end) { /* cannot happen after the pre-scan and exact counts */
@@ -1485,17 +1563,21 @@ int lt_msg_equal(const lt_msg_t *a, const lt_msg_t *b)
                a->u.hello.sent_at_ms == b->u.hello.sent_at_ms;
     case LT_MSG_WELCOME:
         return !strcmp(a->u.welcome.unit, b->u.welcome.unit) &&
-               a->u.welcome.resume_after == b->u.welcome.resume_after;
+               a->u.welcome.resume_after == b->u.welcome.resume_after &&
+               a->u.welcome.token == b->u.welcome.token;
     case LT_MSG_BATCH:
         if (a->u.batch.prev_seq != b->u.batch.prev_seq ||
-            a->u.batch.last_seq != b->u.batch.last_seq || a->u.batch.n != b->u.batch.n)
+            a->u.batch.last_seq != b->u.batch.last_seq || a->u.batch.n != b->u.batch.n ||
+            a->u.batch.last_token != b->u.batch.last_token)
             return 0;
         for (uint32_t i = 0; i < a->u.batch.n; i++) {
             const lt_record_t *x = &a->u.batch.records[i], *y = &b->u.batch.records[i];
             if (x->seq != y->seq || x->kind != y->kind ||
-                !(x->kind == LT_REC_VALUE  ? value_equal(&x->u.v, &y->u.v)
-                  : x->kind == LT_REC_CASE ? case_equal(&x->u.c, &y->u.c)
-                                           : memcmp(&x->u.s, &y->u.s, sizeof x->u.s) == 0))
+                !(x->kind == LT_REC_VALUE        ? value_equal(&x->u.v, &y->u.v)
+                  : x->kind == LT_REC_CASE       ? case_equal(&x->u.c, &y->u.c)
+                  : x->kind == LT_REC_SUBMISSION ? memcmp(&x->u.s, &y->u.s, sizeof x->u.s) == 0
+                                                 : !strcmp(x->u.r.unit, y->u.r.unit) &&
+                                                       x->u.r.phase == y->u.r.phase))
                 return 0;
         }
         return 1;

@@ -66,7 +66,12 @@ typedef enum {
     LT_MSG_META_ACK  /* child -> parent: the metadata version now applied */
 } lt_msg_type_t;
 
-typedef enum { LT_REC_VALUE = 1, LT_REC_CASE = 2, LT_REC_SUBMISSION = 3 } lt_rec_kind_t;
+typedef enum {
+    LT_REC_VALUE = 1,
+    LT_REC_CASE = 2,
+    LT_REC_SUBMISSION = 3,
+    LT_REC_RESYNC = 4 /* a full resync of a subtree begins or ends (always a batch's last record) */
+} lt_rec_kind_t;
 
 #define LT_WIRE_MAX_META_CHANGES 1000
 #define LT_WIRE_MAX_META_DOC 65536 /* bytes of one change's JSON document */
@@ -105,6 +110,14 @@ typedef struct {
     char reason[201];    /* "" when nil */
 } lt_submission_rec_t;
 
+/* The marker around a full resync: between BEGIN and END the sender re-sends every
+   leaf row it holds under unit; what the receiver holds there and did not get again
+   is set aside (schemas/protocol.md, "Full resync"). */
+enum { LT_RESYNC_BEGIN = 1, LT_RESYNC_END = 2 };
+typedef struct {
+    char unit[6];
+    int phase; /* LT_RESYNC_BEGIN or LT_RESYNC_END */
+} lt_resync_rec_t;
 typedef struct {
     uint64_t seq;
     lt_rec_kind_t kind;
@@ -112,6 +125,7 @@ typedef struct {
         lt_value_rec_t v;
         lt_case_rec_t c;
         lt_submission_rec_t s;
+        lt_resync_rec_t r;
     } u;
 } lt_record_t;
 
@@ -134,8 +148,10 @@ typedef struct {
     lt_msg_type_t type;
     union {
         struct { char unit[6]; char software[65]; uint64_t max_seq, sent_at_ms; } hello;
-        struct { char unit[6]; uint64_t resume_after; } welcome;
-        struct { uint64_t prev_seq, last_seq; uint32_t n; lt_record_t *records; } batch; /* records owned by the msg */
+        /* token: the parent's record of what it applied at resume_after (0: unknown) */
+        struct { char unit[6]; uint64_t resume_after, token; } welcome;
+        /* last_token: the sender's token of the row at last_seq (0: none) */
+        struct { uint64_t prev_seq, last_seq, last_token; uint32_t n; lt_record_t *records; } batch; /* records owned */
         struct { uint64_t applied_upto; uint32_t n_applied; uint32_t n_rejects; lt_reject_t *rejects; } ack; /* rejects owned by the msg */
         struct { uint64_t resume_after; char reason[201]; } resume;
         struct { uint16_t code; char message[201]; } error;
@@ -164,7 +180,8 @@ int lt_msg_equal(const lt_msg_t *a, const lt_msg_t *b);
 int lt_wire_encode_hello(msgpack_sbuffer *sb, const char *unit, const char *software,
                          uint64_t max_seq, uint64_t sent_at_ms)
     __attribute__((warn_unused_result));
-int lt_wire_encode_welcome(msgpack_sbuffer *sb, const char *unit, uint64_t resume_after)
+int lt_wire_encode_welcome(msgpack_sbuffer *sb, const char *unit, uint64_t resume_after,
+                           uint64_t token)
     __attribute__((warn_unused_result));
 int lt_wire_encode_ack(msgpack_sbuffer *sb, uint64_t applied_upto, uint32_t n_applied,
                        const lt_reject_t *rejects, uint32_t n_rejects)
@@ -201,11 +218,18 @@ int lt_batch_add_case(lt_batch_writer_t *self, uint64_t seq, const lt_case_rec_t
     __attribute__((warn_unused_result));
 int lt_batch_add_submission(lt_batch_writer_t *self, uint64_t seq, const lt_submission_rec_t *s)
     __attribute__((warn_unused_result));
+/* A resync marker ends the batch: nothing can be added after it. */
+int lt_batch_add_resync(lt_batch_writer_t *self, uint64_t seq, const lt_resync_rec_t *r)
+    __attribute__((warn_unused_result));
+/* 1 when the batch holds a resync marker (it is then full). */
+int lt_batch_closed(const lt_batch_writer_t *self);
 uint32_t lt_batch_count(const lt_batch_writer_t *self);
 /* Upper bound on the frame's size were it finished now. */
 size_t lt_batch_size(const lt_batch_writer_t *self);
-/* last_seq must be >= the last record's seq; needs at least one record. */
-int lt_batch_finish(lt_batch_writer_t *self, msgpack_sbuffer *out, uint64_t last_seq)
+/* last_seq must be >= the last record's seq; needs at least one record.
+ * last_token is the sender's token of its row at last_seq (0: none). */
+int lt_batch_finish(lt_batch_writer_t *self, msgpack_sbuffer *out, uint64_t last_seq,
+                    uint64_t last_token)
     __attribute__((warn_unused_result));
 
 /* Record checks, shared by the decoder, the encoders, the child before it
@@ -215,6 +239,8 @@ int lt_wire_check_value(const lt_value_rec_t *v, char *err, size_t errlen)
 int lt_wire_check_case(const lt_case_rec_t *c, char *err, size_t errlen)
     __attribute__((warn_unused_result));
 int lt_wire_check_submission(const lt_submission_rec_t *s, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+int lt_wire_check_resync(const lt_resync_rec_t *r, char *err, size_t errlen)
     __attribute__((warn_unused_result));
 int lt_wire_check_meta_change(const lt_meta_change_t *m, char *err, size_t errlen)
     __attribute__((warn_unused_result));

@@ -78,7 +78,9 @@ static int show(PGconn *db, const char *title, const char *sql, int nparams,
     "       u.acked_seq, coalesce(to_char(u.last_contact, 'YYYY-MM-DD HH24:MI:SS'), 'never') " \
     "         AS last_contact, "                                                           \
     "       coalesce(round(extract(epoch FROM now() - u.last_contact))::text, '-') AS contact_age_s, " \
-    "       u.resyncs, coalesce(u.last_error, '') AS last_error "                           \
+    "       u.resyncs, coalesce(u.last_error, '') AS last_error, "                          \
+    "       coalesce(to_char(u.last_resync_at, 'YYYY-MM-DD HH24:MI:SS') || ': ' || u.last_resync, '') " \
+    "         AS last_resync "                                                             \
     "  FROM lt.node n CROSS JOIN lt.upstream u"
 
 #define CHILDREN_SQL                                                                       \
@@ -87,7 +89,9 @@ static int show(PGconn *db, const char *title, const char *sql, int nparams,
     "       greatest(coalesce(l.child_max_seq, 0) - l.last_applied_seq, 0) AS lag_seq, "   \
     "       coalesce(to_char(l.last_contact, 'YYYY-MM-DD HH24:MI:SS'), 'never') AS last_contact, " \
     "       coalesce(round(extract(epoch FROM now() - l.last_contact))::text, '-') AS contact_age_s, " \
-    "       l.batches, l.applied_rows, l.rejected_rows, coalesce(l.last_error, '') AS last_error " \
+    "       l.batches, l.applied_rows, l.rejected_rows, "                                  \
+    "       l.resyncs, coalesce(l.resync_unit, '') AS resyncing, l.held_rows AS set_aside_rows, " \
+    "       coalesce(l.last_error, '') AS last_error "                                     \
     "  FROM lt.child_link l ORDER BY l.child_unit"
 
 int cmd_status(cli_t *cli)

@@ -4,7 +4,8 @@
  * server runs them back to back:
  *
  *   BEGIN  ->  for each batch of the group: COPY stage_value, COPY stage_case,
- *     [lt.apply_submissions], SELECT lt.apply_batch(child, prev, last)  ->  COMMIT
+ *     [lt.apply_submissions], SELECT lt.apply_link_batch(child, prev, last, token, marker)
+ *     ->  COMMIT
  *
  * If any step fails the transaction is aborted, COMMIT answers ROLLBACK, and nothing
  * of the batch is visible: the job is then split (or quarantined). The ACK is sent
@@ -57,6 +58,7 @@ typedef struct job {
     /* results */
     char status[16];
     uint64_t applied_upto, n_applied;
+    uint64_t token; /* HELLO: the child's token at applied_upto */
     lt_reject_t *rejects;
     uint32_t n_rejects, cap_rejects;
     uint64_t t0;
@@ -170,6 +172,16 @@ static void record_json(pgtext_buf_t *s, const lt_record_t *r)
             pgtext_str(s, ",\"value\":null");
         }
         pgtext_fmt(s, ",\"version\":%" PRIu64 "}", v->version);
+    } else if (r->kind == LT_REC_SUBMISSION) {
+        const lt_submission_rec_t *x = &r->u.s;
+        json_str(s, "unit_code", x->unit, 0);
+        json_str(s, "data_set", x->data_set, 0);
+        json_str(s, "period", x->period, 0);
+        json_str(s, "status", x->status, 0);
+        pgtext_fmt(s, ",\"version\":%" PRIu64 "}", x->version);
+    } else if (r->kind == LT_REC_RESYNC) {
+        json_str(s, "unit_code", r->u.r.unit, 0);
+        pgtext_fmt(s, ",\"phase\":%d}", r->u.r.phase);
     } else {
         const lt_case_rec_t *c = &r->u.c;
         json_str(s, "case_id", c->case_id, 0);
@@ -406,8 +418,11 @@ static void on_single(pgconn_t *c, PGresult *res, void *arg)
 {
     job_t *j = arg;
     note_failure(j, res);
-    if (res && PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1)
+    if (res && PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1) {
         j->applied_upto = strtoull(PQgetvalue(res, 0, 0), NULL, 10);
+        if (PQnfields(res) > 1) /* HELLO: the token the child's row at that seq must have */
+            j->token = (uint64_t)strtoll(PQgetvalue(res, 0, 1), NULL, 10);
+    }
     step_done(j);
 }
 
@@ -437,13 +452,16 @@ static void queue_batch_steps(job_t *j)
     pgtext_buf_t vals = {0}, cases = {0}, subs = {0};
     const lt_record_t *recs = j->hold->msg.u.batch.records;
 
+    const lt_resync_rec_t *mark = NULL; /* a resync marker ends the batch (wire.h) */
     for (uint32_t i = j->lo; i < j->hi; i++) {
         if (recs[i].kind == LT_REC_VALUE)
             copy_value_row(&vals, recs[i].seq, &recs[i].u.v);
         else if (recs[i].kind == LT_REC_CASE)
             copy_case_row(&cases, recs[i].seq, &recs[i].u.c);
-        else
+        else if (recs[i].kind == LT_REC_SUBMISSION)
             submission_json(&subs, recs[i].seq, &recs[i].u.s);
+        else
+            mark = &recs[i].u.r;
     }
     if (subs.len)
         pgtext_add(&subs, "]", 1);
@@ -451,9 +469,16 @@ static void queue_batch_steps(job_t *j)
         j->failed = leader_of(j)->failed = 1;
         snprintf(j->err, sizeof(j->err), "out of memory formatting the batch");
     } else {
+        /* the child's token names its row at the batch's last seq; a part of a split
+           batch that ends earlier has none */
+        const lt_msg_t *m = &j->hold->msg;
+        char p_token[24], p_phase[4];
         snprintf(p_prev, sizeof(p_prev), "%" PRIu64, j->prev);
         snprintf(p_last, sizeof(p_last), "%" PRIu64, j->last);
-        const char *p[3] = {j->unit, p_prev, p_last};
+        snprintf(p_token, sizeof(p_token), "%" PRId64,
+                 j->last == m->u.batch.last_seq ? (int64_t)m->u.batch.last_token : 0);
+        snprintf(p_phase, sizeof(p_phase), "%d", mark ? mark->phase : 0);
+        const char *p[6] = {j->unit, p_prev, p_last, p_token, mark ? mark->unit : NULL, mark ? p_phase : NULL};
         /* staging is empty here: ON COMMIT DELETE ROWS, and lt.apply_batch empties it
            after each batch of a group */
         if (vals.len)
@@ -474,8 +499,10 @@ static void queue_batch_steps(job_t *j)
             step_query(j, "SELECT seq, code, reason FROM lt.apply_submissions($1, $2::bigint, $3::jsonb)", 3, ps,
                        on_submissions);
         }
-        step_query(j, "SELECT kind, seq, n, code, reason FROM lt.apply_batch($1, $2::bigint, $3::bigint)", 3,
-                   p, on_apply);
+        step_query(j,
+                   "SELECT kind, seq, n, code, reason FROM "
+                   "lt.apply_link_batch($1, $2::bigint, $3::bigint, $4::bigint, $5, $6::int)",
+                   6, p, on_apply);
     }
     free(vals.buf);
     free(cases.buf);
@@ -499,7 +526,7 @@ static void start(applier_t *a, job_t *j)
     if (j->kind == JOB_HELLO) {
         snprintf(p_max, sizeof(p_max), "%" PRIu64, j->child_max);
         const char *p[2] = {j->unit, p_max};
-        step_query(j, "SELECT lt.child_hello($1, $2::bigint)", 2, p, on_single);
+        step_query(j, "SELECT resume, token FROM lt.child_welcome($1, $2::bigint)", 2, p, on_single);
     } else if (j->kind == JOB_QUARANTINE) {
         const lt_record_t *r = &j->hold->msg.u.batch.records[j->lo];
         pgtext_buf_t js = {0};
@@ -657,7 +684,7 @@ static void finish(applier_t *a, job_t *j)
             log_info("child %s connected; resuming after seq %" PRIu64, j->unit, j->applied_upto);
             if (a->hooks.welcomed)
                 a->hooks.welcomed(a->hooks.arg, j->rid, j->rid_len, j->unit, 1);
-            if (lt_wire_encode_welcome(&sb, a->d->cfg->unit, j->applied_upto) == 0)
+            if (lt_wire_encode_welcome(&sb, a->d->cfg->unit, j->applied_upto, j->token) == 0)
                 send_msg(a, j, &sb);
         }
         break;

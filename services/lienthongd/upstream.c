@@ -37,10 +37,10 @@
 #define RECV_BURST 64
 #define TICK_MS 100
 
-typedef enum { UP_WAIT_DB, UP_HELLO, UP_WAIT_WELCOME, UP_REWINDING, UP_STREAMING } up_state_t;
+typedef enum { UP_WAIT_DB, UP_HELLO, UP_WAIT_WELCOME, UP_CHECKING, UP_STREAMING } up_state_t;
 
 static const char *const state_names[] = {"waiting-for-database", "connecting", "hello-sent",
-                                          "resyncing", "streaming"};
+                                          "checking-position", "streaming"};
 
 typedef struct {
     uint64_t prev, last, sent_mono;
@@ -55,6 +55,7 @@ struct upstream {
     int reading, dirty, db_up, hello_info_pending;
     uint64_t read_after; /* the position the running outbox read started from */
     uint64_t local_high, local_acked; /* from the database at connect */
+    uint64_t welcome_resume;          /* the WELCOME being checked (UP_CHECKING) */
     uint64_t acked, sent_upto;
     inflight_t inflight[MAX_INFLIGHT];
     int n_inflight;
@@ -75,7 +76,7 @@ static void set_state(upstream_t *u, up_state_t st, const char *why)
 {
     if (u->state == st)
         return;
-    if (st == UP_STREAMING || u->state == UP_STREAMING || st == UP_REWINDING)
+    if (st == UP_STREAMING || u->state == UP_STREAMING)
         log_info("upstream: %s -> %s%s%s", state_names[u->state], state_names[st], why ? ": " : "",
                  why ? why : "");
     else
@@ -171,21 +172,42 @@ static void send_hello(upstream_t *u)
         u->hello_info_pending = 0;
 }
 
-static void on_rewound(pgconn_t *c, PGresult *res, void *arg)
+/* lt.upstream_welcome decided whether the parent's position is this database's. */
+static void on_welcome_checked(pgconn_t *c, PGresult *res, void *arg)
 {
     upstream_t *u = arg;
-    if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
+    if (u->state != UP_CHECKING)
+        return; /* given up meanwhile; the next WELCOME is checked again */
+    if (!res || PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
         if (res)
-            log_error("upstream: resync failed: %s", PQresultErrorMessage(res));
-        rehello(u, "resync failed");
+            log_error("upstream: cannot check the parent's position: %s", PQresultErrorMessage(res));
+        rehello(u, "cannot check the parent's position");
         return;
     }
-    log_warn("upstream: resync queued %s rows for the parent", PQgetvalue(res, 0, 0));
-    /* the parent's position is unchanged; stream the re-queued rows after it */
-    set_state(u, UP_STREAMING, "resync queued");
+    uint64_t resume = u->welcome_resume;
+    u->acked = u->sent_upto = resume;
+    if (strcmp(PQgetvalue(res, 0, 0), "rewound") == 0) {
+        /* restored from a backup, or the parent lost rows: every row this node holds
+           goes up again between resync markers, after the parent's position */
+        u->d->stats.up_rewinds++;
+        snprintf(u->last_error, sizeof(u->last_error), "%s", PQgetvalue(res, 0, 1));
+        log_error("upstream: %s; full resync: %s rows queued after seq %" PRIu64, PQgetvalue(res, 0, 1),
+                  PQgetvalue(res, 0, 2), resume);
+        set_state(u, UP_STREAMING, "full resync queued");
+    } else {
+        u->last_error[0] = '\0';
+        u->d->stats.up_outbox_rows = strtoull(PQgetvalue(res, 0, 2), NULL, 10);
+        set_state(u, UP_STREAMING, NULL);
+        log_info("upstream: parent %s resumes after seq %" PRIu64 " (%" PRIu64 " issued here)",
+                 u->parent_unit, resume, u->local_high);
+    }
     u->dirty = 1;
     pump(u);
 }
+
+/* Columns of lt.outbox_read() after the record's own. */
+#define OUTBOX_TOKEN 31
+#define OUTBOX_PHASE 32
 
 /* Fill one record from a row of lt.outbox_read(). Returns 0, or -1 (logged) when
    the database holds something the wire cannot carry. */
@@ -202,7 +224,12 @@ static int row_to_record(PGresult *r, int i, lt_record_t *rec)
         log_error("upstream: outbox seq %" PRIu64 " points at a row that does not exist", rec->seq);
         return -1;
     }
-    if (rec->kind == LT_REC_VALUE) {
+    if (rec->kind == LT_REC_RESYNC) {
+        snprintf(rec->u.r.unit, sizeof(rec->u.r.unit), "%s", COL(2));
+        rec->u.r.phase = NUL(OUTBOX_PHASE) ? 0 : atoi(COL(OUTBOX_PHASE));
+        if (lt_wire_check_resync(&rec->u.r, err, sizeof(err)) != 0)
+            goto bad;
+    } else if (rec->kind == LT_REC_VALUE) {
         lt_value_rec_t *v = &rec->u.v;
         snprintf(v->unit, sizeof(v->unit), "%s", COL(2));
         snprintf(v->element, sizeof(v->element), "%s", COL(3));
@@ -287,26 +314,35 @@ static void on_read(pgconn_t *c, PGresult *res, void *arg)
     if (n == 0)
         return;
     lt_batch_begin(u->bw, after);
-    uint64_t last = after;
+    uint64_t last = after, last_token = 0;
     size_t cap = (size_t)u->d->cfg->batch_bytes;
-    for (int i = 0; i < n; i++) {
+    for (int i = 0; i < n && !lt_batch_closed(u->bw); i++) {
         lt_record_t rec;
         if (lt_batch_count(u->bw) > 0 && lt_batch_size(u->bw) + 1024 > cap)
             break;
         used++;
+        uint64_t token = strtoull(PQgetvalue(res, i, OUTBOX_TOKEN), NULL, 10);
         if (row_to_record(res, i, &rec) != 0) {
             u->d->stats.up_bad_messages++;
             last = strtoull(PQgetvalue(res, i, 0), NULL, 10);
+            last_token = token;
             continue;
         }
+        /* a resync marker closes its batch: the parent acts on it after the rows before it */
         int rc = rec.kind == LT_REC_VALUE        ? lt_batch_add_value(u->bw, rec.seq, &rec.u.v)
                  : rec.kind == LT_REC_SUBMISSION ? lt_batch_add_submission(u->bw, rec.seq, &rec.u.s)
+                 : rec.kind == LT_REC_RESYNC     ? lt_batch_add_resync(u->bw, rec.seq, &rec.u.r)
                                                  : lt_batch_add_case(u->bw, rec.seq, &rec.u.c);
+        if (rc != 0 && lt_batch_count(u->bw) > 0) {
+            used--; /* no room left in this frame: it opens the next batch */
+            break;
+        }
         if (rc != 0) {
             log_error("upstream: cannot encode seq %" PRIu64, rec.seq);
             u->d->stats.up_bad_messages++;
         }
         last = rec.seq;
+        last_token = token;
     }
     if (lt_batch_count(u->bw) == 0) {
         /* Nothing sendable (logged above): the database holds rows its own
@@ -316,7 +352,7 @@ static void on_read(pgconn_t *c, PGresult *res, void *arg)
     }
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
-    if (lt_batch_finish(u->bw, &sb, last) == 0 && send_frame(u, &sb) == 0) {
+    if (lt_batch_finish(u->bw, &sb, last, last_token) == 0 && send_frame(u, &sb) == 0) {
         inflight_t *f = &u->inflight[u->n_inflight++];
         f->prev = after;
         f->last = last;
@@ -488,39 +524,23 @@ static void handle(upstream_t *u, const void *data, size_t len)
     u->last_rx_mono = lt_mono_ms();
     switch (msg.type) {
     case LT_MSG_WELCOME: {
-        uint64_t resume = msg.u.welcome.resume_after;
         if (u->state != UP_WAIT_WELCOME)
             break;
         snprintf(u->parent_unit, sizeof(u->parent_unit), "%s", msg.u.welcome.unit);
         u->hello_backoff_ms = 0;
         report_meta_position(u); /* the parent then sends the metadata we lack */
-        if (resume > u->local_high || resume < u->local_acked) {
-            /* resume > issued: this database was restored from an older backup.
-               resume < acknowledged: the parent lost rows it had confirmed.
-               Either way: re-send every row after the parent's position. */
-            st->up_rewinds++;
-            log_error("upstream: parent %s has applied up to seq %" PRIu64 ", but this node issued up to %"
-                      PRIu64 " and saw acknowledgements up to %" PRIu64 ": %s; re-sending every row",
-                      u->parent_unit, resume, u->local_high, u->local_acked,
-                      resume > u->local_high ? "this database was restored from an older backup"
-                                             : "the parent lost acknowledged rows");
-            set_state(u, UP_REWINDING, "positions disagree");
-            char p_seq[24];
-            snprintf(p_seq, sizeof(p_seq), "%" PRIu64, resume);
-            const char *p[1] = {p_seq};
-            u->acked = u->sent_upto = resume;
-            if (pgconn_query(u->db, "SELECT lt.upstream_rewound($1::bigint)", 1, p, on_rewound, u) != 0)
-                rehello(u, "database down");
-            break;
-        }
-        u->acked = u->sent_upto = resume;
-        u->last_error[0] = '\0';
-        record_ack(u, resume);
-        set_state(u, UP_STREAMING, NULL);
-        log_info("upstream: parent %s resumes after seq %" PRIu64 " (%" PRIu64 " issued here)",
-                 u->parent_unit, resume, u->local_high);
-        u->dirty = 1;
-        pump(u);
+        /* Is the parent's position this database's? Positions beyond what this node
+           issued or below what it saw confirmed say no; so does a token at that seq
+           other than this node's own (a restored backup that has written since). */
+        char p_seq[24], p_tok[24];
+        snprintf(p_seq, sizeof(p_seq), "%" PRIu64, msg.u.welcome.resume_after);
+        snprintf(p_tok, sizeof(p_tok), "%" PRId64, (int64_t)msg.u.welcome.token);
+        const char *p[3] = {p_seq, p_tok, u->parent_unit};
+        u->welcome_resume = msg.u.welcome.resume_after;
+        set_state(u, UP_CHECKING, NULL);
+        if (pgconn_query(u->db, "SELECT action, reason, n FROM lt.upstream_welcome($1::bigint, $2::bigint, $3)", 3, p,
+                         on_welcome_checked, u) != 0)
+            rehello(u, "database down");
         break;
     }
     case LT_MSG_ACK: {
@@ -679,7 +699,7 @@ static void on_tick(uv_timer_t *t)
 
     switch (u->state) {
     case UP_WAIT_DB:
-    case UP_REWINDING:
+    case UP_CHECKING:
         break;
     case UP_HELLO:
         if (now - u->last_hello_mono >= u->hello_backoff_ms)

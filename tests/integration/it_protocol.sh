@@ -34,22 +34,7 @@ if [ ! -x "$PEER" ]; then
         || { echo "not ok - ltpeer builds"; exit 1; }
 fi
 
-failures=0
-check() { # check DESCRIPTION COMMAND...: one ok/not ok line
-    local desc=$1
-    shift
-    if "$@"; then
-        echo "ok - $desc"
-    else
-        echo "not ok - $desc"
-        failures=$((failures + 1))
-    fi
-}
-eq() { # eq WHAT GOT WANT: equality, saying what differed
-    [ "$2" = "$3" ] && return 0
-    echo "#   $1: got [$2], want [$3]" >&2
-    return 1
-}
+. "$LT_ROOT/tests/lib/check.sh"
 # nth N: line N of the last peer run's output (comments and blank lines of the
 # commands print nothing, so N counts commands)
 nth() { sed -n "${1}p" <<<"$OUT"; }
@@ -274,6 +259,33 @@ check "8. the position moved past every refused record (18), the reject of 18 re
 check "8. the daemon logged the split and the quarantine" \
     test "$(log_has "splitting")" -ge 1 -a "$(log_has "quarantined")" -eq 2
 check "8. lt.verify() is still clean" eq verify "$(sql "SELECT count(*) FROM lt.verify()")" 0
+
+# 9. tokens and resync markers (protocol.md §5.6): the parent returns the token of the
+# batch that brought it to its position; a marker for a unit outside the child's
+# subtree is refused (7) and changes nothing, one for the child itself sets aside its rows
+held_before=$(sql "SELECT count(*) + CASE WHEN bool_or(period = '202408' AND element = 'PARENTS_INF') THEN 0 ELSE 1 END
+                     FROM lt.data_value WHERE unit_code = '07840'") # with seq 19's row
+peer <<'EOF'
+hello 07840 18
+value 19 07840 PARENTS_INF 202408 - 8 10
+send 18 19 1234567
+reconnect
+hello 07840 19
+resync 20 07816 1
+send 19 20
+resync 21 07840 1
+send 20 21 99
+reconnect
+hello 07840 21
+EOF
+check "9. WELCOME carries the token of the last applied batch" eq welcome "$(nth 5)" "welcome 223 19 token 1234567"
+check "9. a resync marker for another commune is refused with code 7" eq ack "$(nth 7)" "ack 20 0 1 20:7"
+check "9. a resync marker for the child itself sets aside every row it had here" \
+    eq held "$(sql "SELECT count(*) FROM lt.data_value WHERE unit_code = '07840'") $(sql "SELECT count(*) FROM lt.resync_held
+        WHERE resync_unit = '07840' AND outcome IS NULL AND kind = 'value'")" "0 $held_before"
+check "9. ... keeps the roll-ups equal to a recomputation, and the link says a resync is under way" \
+    eq resync "$(sql "SELECT count(*) FROM lt.verify()") $(link resync_unit)" "0 07840"
+check "9. the token of the marker's batch is the next WELCOME's" eq welcome "$(nth 11)" "welcome 223 21 token 99"
 check "the daemon is alive at the end" kill -0 "$pid"
 
-[ "$failures" -eq 0 ]
+check_done

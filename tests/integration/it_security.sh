@@ -30,11 +30,6 @@ PEER=${LT_PEER:-$LT_BIN/tests/ltpeer}
 
 c1=07816 c2=07822 c3=07825 c4=07306 # communes of 223 (c3 is played by ltpeer) and of 216
 
-eq() { # eq WHAT GOT WANT
-    [ "$2" = "$3" ] && return 0
-    echo "#   $1: got [$2], want [$3]" >&2
-    return 1
-}
 # as_role ROLE UNIT SQL: psql as a login role on UNIT's database; prints rows, or the
 # error (and fails)
 as_role() { PGHOST="$NET_DIR/pg/sock" PGUSER=$1 "$PG_BIN/psql" -X -q -At -v ON_ERROR_STOP=1 -d "$(net_db "$2")" -c "$3" 2>&1; }
@@ -300,10 +295,11 @@ defs=$(net_psql 223 "SELECT string_agg(p.oid::regprocedure::text || '->' || r, '
 check "no writing SECURITY DEFINER function of schema lt is executable by PUBLIC or the reader${defs:+: $defs}" test -z "$defs"
 n=$(net_psql 223 "SELECT string_agg(p.proname, ' ' ORDER BY p.proname) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
                    WHERE n.nspname = 'lt' AND has_function_privilege('$d223', p.oid, 'EXECUTE')
-                     AND p.proname IN ('apply_batch', 'child_hello', 'children_seen', 'create_staging', 'outbox_high',
-                                       'outbox_read', 'quarantine', 'upstream_acked', 'upstream_rewound', 'upstream_state')")
-check "the daemon's role may execute its 10 link functions" eq daemon "$n" \
-    "apply_batch child_hello children_seen create_staging outbox_high outbox_read quarantine upstream_acked upstream_rewound upstream_state"
+                     AND p.proname IN ('apply_batch', 'apply_link_batch', 'child_hello', 'child_welcome', 'children_seen',
+                                       'create_staging', 'outbox_high', 'outbox_read', 'quarantine', 'upstream_acked',
+                                       'upstream_rewound', 'upstream_state', 'upstream_welcome')")
+check "the daemon's role may execute its 10 link functions, not the ones they call" eq daemon "$n" \
+    "apply_link_batch child_welcome children_seen create_staging outbox_high outbox_read quarantine upstream_acked upstream_state upstream_welcome"
 # the functions that run as the owner and write, which the daemon may call, are exactly
 # those registered for it; none of the officers'
 n=$(net_psql 223 "SELECT string_agg(p.oid::regprocedure::text, ' ' ORDER BY 1) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace

@@ -12,12 +12,16 @@
  * command that waits prints `timeout`.
  *
  * Commands:
- *   hello UNIT [MAX_SEQ]                          -> welcome PARENT RESUME_AFTER
+ *   hello UNIT [MAX_SEQ]                          -> welcome PARENT RESUME_AFTER [token T]
+ *                                                     (the token only when not 0)
  *   value SEQ UNIT ELEMENT PERIOD DISAGG VALUE VERSION
  *                                                  -> queued N   (DISAGG "-": empty,
  *                                                     VALUE "nil": tombstone)
  *   case SEQ CASE_UUID UNIT VERSION STATUS CATEGORIES NOTIFIED_MS -> queued N
- *   send PREV LAST            encode the queued records as one BATCH and send it
+ *   resync SEQ UNIT PHASE                         -> queued N   (a resync marker:
+ *                                                     PHASE 1 begin, 2 end; it must
+ *                                                     be the last record sent)
+ *   send PREV LAST [TOKEN]    encode the queued records as one BATCH and send it
  *                             -> ack APPLIED_UPTO N_APPLIED NREJECTS [SEQ:CODE ...]
  *                                | resume AFTER
  *                             (a parent may acknowledge a batch in parts when it
@@ -328,7 +332,11 @@ static void print_reply(peer_t *p, int ms, uint64_t until)
             acks_print(&acks);
             return;
         case LT_MSG_WELCOME:
-            say("welcome %s %" PRIu64, msg.u.welcome.unit, msg.u.welcome.resume_after);
+            if (msg.u.welcome.token)
+                say("welcome %s %" PRIu64 " token %" PRIu64, msg.u.welcome.unit, msg.u.welcome.resume_after,
+                    msg.u.welcome.token);
+            else
+                say("welcome %s %" PRIu64, msg.u.welcome.unit, msg.u.welcome.resume_after);
             break;
         case LT_MSG_RESUME:
             say("resume %" PRIu64, msg.u.resume.resume_after);
@@ -445,17 +453,39 @@ static void cmd_case(peer_t *p, int argc, char **argv)
         say("queued %zu", p->npending);
 }
 
+static void cmd_resync(peer_t *p, int argc, char **argv)
+{
+    lt_record_t r = {.kind = LT_REC_RESYNC};
+    uint64_t phase;
+    char err[256];
+    if (argc != 4 || parse_u64(argv[1], &r.seq) != 0 || parse_u64(argv[3], &phase) != 0 || phase > 9 ||
+        copy_field(r.u.r.unit, sizeof(r.u.r.unit), argv[2]) != 0) {
+        say("usage-error resync SEQ UNIT PHASE");
+        return;
+    }
+    r.u.r.phase = (int)phase;
+    if (lt_wire_check_resync(&r.u.r, err, sizeof(err)) != 0) {
+        say("usage-error resync: %s", err);
+        return;
+    }
+    if (queue_record(p, &r) != 0)
+        say("usage-error out of memory");
+    else
+        say("queued %zu", p->npending);
+}
+
 static void cmd_send(peer_t *p, int argc, char **argv)
 {
-    uint64_t prev, last;
+    uint64_t prev, last, token = 0;
     lt_batch_writer_t *w = NULL;
     msgpack_sbuffer sb;
     size_t n = p->npending;
 
     msgpack_sbuffer_init(&sb);
     p->npending = 0; /* whatever happens, the queue starts afresh */
-    if (argc != 3 || parse_u64(argv[1], &prev) != 0 || parse_u64(argv[2], &last) != 0) {
-        say("usage-error send PREV LAST");
+    if (argc < 3 || argc > 4 || parse_u64(argv[1], &prev) != 0 || parse_u64(argv[2], &last) != 0 ||
+        (argc == 4 && parse_u64(argv[3], &token) != 0)) {
+        say("usage-error send PREV LAST [TOKEN]");
         goto out;
     }
     if (n == 0) {
@@ -469,15 +499,16 @@ static void cmd_send(peer_t *p, int argc, char **argv)
     lt_batch_begin(w, prev);
     for (size_t i = 0; i < n; i++) {
         const lt_record_t *r = &p->pending[i];
-        int rc = r->kind == LT_REC_VALUE ? lt_batch_add_value(w, r->seq, &r->u.v)
-                                         : lt_batch_add_case(w, r->seq, &r->u.c);
+        int rc = r->kind == LT_REC_VALUE    ? lt_batch_add_value(w, r->seq, &r->u.v)
+                 : r->kind == LT_REC_RESYNC ? lt_batch_add_resync(w, r->seq, &r->u.r)
+                                            : lt_batch_add_case(w, r->seq, &r->u.c);
         if (rc != 0) {
             say("usage-error send: record %zu (seq %" PRIu64 ") refused by the encoder "
-                "(seqs must rise and exceed PREV)", i, r->seq);
+                "(seqs must rise and exceed PREV; nothing after a resync marker)", i, r->seq);
             goto out;
         }
     }
-    if (lt_batch_finish(w, &sb, last) != 0) {
+    if (lt_batch_finish(w, &sb, last, token) != 0) {
         say("usage-error send: LAST %" PRIu64 " is below the last record's seq", last);
         goto out;
     }
@@ -606,6 +637,7 @@ static const struct {
     int sends; /* drain late replies first */
 } commands[] = {
     {"hello", cmd_hello, 1},   {"value", cmd_value, 0},     {"case", cmd_case, 0},
+    {"resync", cmd_resync, 0},
     {"send", cmd_send, 1},     {"resend", cmd_resend, 1},   {"raw", cmd_raw, 1},
     {"rawfill", cmd_rawfill, 1}, {"ping", cmd_ping, 1},     {"sleep", cmd_sleep, 0},
     {"reconnect", cmd_reconnect, 0},

@@ -114,17 +114,25 @@ static lt_case_rec_t sample_case(void)
 #define HEX_HELLO                                                              \
     "96 01 01 a5 30 30 30 30 31 ae 6c 69 65 6e 74 68 6f 6e 67 64 2f 30 2e 31 "  \
     "2a cf 00 00 01 9b 76 da a8 00"
-#define HEX_WELCOME "94 01 02 a3 30 30 31 28"
-#define HEX_BATCH_VALUE                                                        \
+/* WELCOME and BATCH end with a token; a peer that leaves it out (the first form
+   of protocol v1) is still read, with token 0 */
+#define HEX_WELCOME "95 01 02 a3 30 30 31 28 cf 01 02 03 04 05 06 07 08"
+#define HEX_WELCOME_NO_TOKEN "94 01 02 a3 30 30 31 28"
+#define HEX_BATCH_VALUE_NO_TOKEN                                               \
     "95 01 03 28 29 91 99 29 01 a5 30 30 30 30 31 aa 43 4c 5f 41 54 5f 52 49 "  \
     "53 4b a6 32 30 32 35 51 34 a5 73 65 78 3d 46 cb 40 08 00 00 00 00 00 00 "  \
     "02 cf 00 00 01 9b 76 da a8 00"
+#define HEX_BATCH_VALUE                                                        \
+    "96 01 03 28 29 91 99 29 01 a5 30 30 30 30 31 aa 43 4c 5f 41 54 5f 52 49 "  \
+    "53 4b a6 32 30 32 35 51 34 a5 73 65 78 3d 46 cb 40 08 00 00 00 00 00 00 "  \
+    "02 cf 00 00 01 9b 76 da a8 00 2b"
+#define HEX_BATCH_RESYNC "96 01 03 2a 2c 92 94 2b 04 a3 32 32 33 01 94 2c 04 a3 32 32 33 02 00"
 #define HEX_BATCH_CASE                                                         \
-    "95 01 03 29 2a 91 dc 00 15 2a 02 d9 24 30 62 30 63 34 61 33 65 2d 35 64 "  \
+    "96 01 03 29 2a 91 dc 00 15 2a 02 d9 24 30 62 30 63 34 61 33 65 2d 35 64 "  \
     "32 66 2d 34 62 37 61 2d 39 63 31 65 2d 32 66 33 61 34 62 35 63 36 64 37 "  \
     "65 a5 30 30 30 30 31 01 cf 00 00 01 9b 76 da a8 00 c2 a1 46 a7 32 30 31 "  \
     "34 2d 30 35 01 a4 54 48 30 33 09 a8 61 73 73 65 73 73 65 64 cf 00 00 01 "  \
-    "9b 71 b4 4c 00 cf 00 00 01 9b 74 47 7a 00 c0 c0 c0 c0 c0 05"
+    "9b 71 b4 4c 00 cf 00 00 01 9b 74 47 7a 00 c0 c0 c0 c0 c0 05 00"
 #define HEX_ACK "95 01 04 2a 01 91 93 29 06 aa 62 61 64 20 70 65 72 69 6f 64"
 #define HEX_RESUME "94 01 05 28 ac 67 61 70 20 61 66 74 65 72 20 34 30"
 #define HEX_ERROR                                                              \
@@ -161,12 +169,15 @@ TEST(vector_welcome)
 {
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
-    CHECK_EQ_INT(lt_wire_encode_welcome(&sb, "001", 40), 0);
+    CHECK_EQ_INT(lt_wire_encode_welcome(&sb, "001", 40, UINT64_C(0x0102030405060708)), 0);
     check_bytes(&sb, HEX_WELCOME);
     lt_msg_t m = {.type = LT_MSG_WELCOME};
     strcpy(m.u.welcome.unit, "001");
     m.u.welcome.resume_after = 40;
+    m.u.welcome.token = UINT64_C(0x0102030405060708);
     check_vector_decodes(HEX_WELCOME, &m);
+    m.u.welcome.token = 0;
+    check_vector_decodes(HEX_WELCOME_NO_TOKEN, &m);
     msgpack_sbuffer_destroy(&sb);
 }
 
@@ -179,11 +190,13 @@ TEST(vector_batch_value)
     lt_record_t r = {.seq = 41, .kind = LT_REC_VALUE, .u.v = sample_value()};
     lt_batch_begin(w, 40);
     CHECK_EQ_INT(lt_batch_add_value(w, 41, &r.u.v), 0);
-    CHECK_EQ_INT(lt_batch_finish(w, &sb, 41), 0);
+    CHECK_EQ_INT(lt_batch_finish(w, &sb, 41, 43), 0);
     check_bytes(&sb, HEX_BATCH_VALUE);
     lt_msg_t m = {.type = LT_MSG_BATCH,
-                  .u.batch = {.prev_seq = 40, .last_seq = 41, .n = 1, .records = &r}};
+                  .u.batch = {.prev_seq = 40, .last_seq = 41, .last_token = 43, .n = 1, .records = &r}};
     check_vector_decodes(HEX_BATCH_VALUE, &m);
+    m.u.batch.last_token = 0;
+    check_vector_decodes(HEX_BATCH_VALUE_NO_TOKEN, &m);
     lt_batch_destroy(&w);
     CHECK(w == NULL);
     lt_batch_destroy(&w); /* idempotent */
@@ -199,12 +212,55 @@ TEST(vector_batch_case)
     lt_record_t r = {.seq = 42, .kind = LT_REC_CASE, .u.c = sample_case()};
     lt_batch_begin(w, 41);
     CHECK_EQ_INT(lt_batch_add_case(w, 42, &r.u.c), 0);
-    CHECK_EQ_INT(lt_batch_finish(w, &sb, 42), 0);
+    CHECK_EQ_INT(lt_batch_finish(w, &sb, 42, 0), 0);
     check_bytes(&sb, HEX_BATCH_CASE);
     lt_msg_t m = {.type = LT_MSG_BATCH,
                   .u.batch = {.prev_seq = 41, .last_seq = 42, .n = 1, .records = &r}};
     check_vector_decodes(HEX_BATCH_CASE, &m);
     lt_batch_destroy(&w);
+    msgpack_sbuffer_destroy(&sb);
+}
+
+/* A resync marker is a record [seq, 4, unit, phase] and always a batch's last. */
+TEST(vector_batch_resync)
+{
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    lt_batch_writer_t *w = lt_batch_new();
+    CHECK(w);
+    lt_record_t r[2] = {{.seq = 43, .kind = LT_REC_RESYNC, .u.r = {.unit = "223", .phase = LT_RESYNC_BEGIN}},
+                        {.seq = 44, .kind = LT_REC_RESYNC, .u.r = {.unit = "223", .phase = LT_RESYNC_END}}};
+    lt_value_rec_t v = sample_value();
+    lt_resync_rec_t bad = {.unit = "223", .phase = 3};
+    lt_batch_begin(w, 42);
+    CHECK_EQ_INT(lt_batch_add_resync(w, 43, &bad), -1);
+    CHECK_EQ_INT(lt_batch_add_resync(w, 43, &r[0].u.r), 0);
+    CHECK(lt_batch_closed(w));
+    CHECK_EQ_INT(lt_batch_add_value(w, 44, &v), -1);  /* nothing after a marker */
+    CHECK_EQ_INT(lt_batch_add_resync(w, 44, &r[1].u.r), -1);
+    CHECK_EQ_INT(lt_batch_finish(w, &sb, 44, 0), -1); /* nor a last_seq beyond it */
+    CHECK_EQ_INT(lt_batch_finish(w, &sb, 43, 0), 0);
+    lt_msg_t one = {.type = LT_MSG_BATCH, .u.batch = {.prev_seq = 42, .last_seq = 43, .n = 1, .records = r}};
+    check_round_trip(&sb, &one);
+    lt_batch_begin(w, 42);
+    CHECK(!lt_batch_closed(w));
+    lt_batch_destroy(&w);
+
+    /* two markers in one batch: the first is not the last record */
+    uint8_t buf[64];
+    size_t n = unhex(HEX_BATCH_RESYNC, buf);
+    lt_msg_t got;
+    int code = 0;
+    CHECK(lt_wire_decode(buf, n, &got, err, sizeof err, &code) < 0);
+    CHECK_EQ_INT(code, LT_WIRE_EBAD_FIELD);
+    CHECK(strstr(err, "must be the last record") != NULL);
+    /* phase out of range, unit not a unit */
+    n = unhex("96 01 03 2a 2b 91 94 2b 04 a3 32 32 33 07 00", buf);
+    CHECK(lt_wire_decode(buf, n, &got, err, sizeof err, &code) < 0);
+    CHECK(strstr(err, "phase") != NULL);
+    n = unhex("96 01 03 2a 2b 91 94 2b 04 a3 32 32 41 01 00", buf);
+    CHECK(lt_wire_decode(buf, n, &got, err, sizeof err, &code) < 0);
+    CHECK(strstr(err, "unit") != NULL);
     msgpack_sbuffer_destroy(&sb);
 }
 
@@ -360,7 +416,7 @@ TEST(round_trip_max_sizes)
     size_t bound = lt_batch_size(w);
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
-    CHECK_EQ_INT(lt_batch_finish(w, &sb, LT_WIRE_MAX_RECORDS), 0);
+    CHECK_EQ_INT(lt_batch_finish(w, &sb, LT_WIRE_MAX_RECORDS, 0), 0);
     CHECK(sb.size <= bound);
     lt_msg_t got;
     CHECK_EQ_INT(lt_wire_decode(sb.data, sb.size, &got, err, sizeof err, NULL), 0);
@@ -406,7 +462,7 @@ TEST(batch_writer_refuses_bad_input)
     lt_value_rec_t v = sample_value();
     lt_case_rec_t c = sample_case();
     lt_batch_begin(w, 5);
-    CHECK_EQ_INT(lt_batch_finish(w, &sb, 6), -1); /* no records */
+    CHECK_EQ_INT(lt_batch_finish(w, &sb, 6, 0), -1); /* no records */
     CHECK_EQ_INT(lt_batch_add_value(w, 5, &v), -1); /* not after prev_seq */
     CHECK_EQ_INT(lt_batch_add_value(w, 7, &v), 0);
     CHECK_EQ_INT(lt_batch_add_value(w, 7, &v), -1); /* not increasing */
@@ -415,9 +471,9 @@ TEST(batch_writer_refuses_bad_input)
     c.categories = 1u << 20;
     CHECK_EQ_INT(lt_batch_add_case(w, 8, &c), -1);
     CHECK_EQ_INT(lt_batch_count(w), 1);
-    CHECK_EQ_INT(lt_batch_finish(w, &sb, 6), -1); /* last_seq below a record */
+    CHECK_EQ_INT(lt_batch_finish(w, &sb, 6, 0), -1); /* last_seq below a record */
     CHECK_EQ_INT(sb.size, 0);
-    CHECK_EQ_INT(lt_batch_finish(w, &sb, 9), 0);
+    CHECK_EQ_INT(lt_batch_finish(w, &sb, 9, 0), 0);
     lt_msg_t got;
     CHECK_EQ_INT(lt_wire_decode(sb.data, sb.size, &got, err, sizeof err, NULL), 0);
     CHECK_EQ_INT(got.u.batch.prev_seq, 5);
@@ -430,7 +486,7 @@ TEST(batch_writer_refuses_bad_input)
     CHECK_EQ_INT(lt_batch_count(w), 0);
     strcpy(v.period, "2024");
     CHECK_EQ_INT(lt_batch_add_value(w, 101, &v), 0);
-    CHECK_EQ_INT(lt_batch_finish(w, &sb, 101), 0);
+    CHECK_EQ_INT(lt_batch_finish(w, &sb, 101, 0), 0);
     CHECK_EQ_INT(lt_wire_decode(sb.data, sb.size, &got, err, sizeof err, NULL), 0);
     CHECK_EQ_INT(got.u.batch.records[0].seq, 101);
     lt_msg_clear(&got);
@@ -445,7 +501,7 @@ TEST(encoders_refuse_bad_arguments_and_cut_text)
     CHECK_EQ_INT(lt_wire_encode_hello(&sb, "12a", "x", 0, 0), -1);
     CHECK_EQ_INT(lt_wire_encode_hello(&sb, "123456", "x", 0, 0), -1);
     CHECK_EQ_INT(lt_wire_encode_hello(&sb, "12", "tab\there", 0, 0), -1);
-    CHECK_EQ_INT(lt_wire_encode_welcome(&sb, "1", 0), -1);
+    CHECK_EQ_INT(lt_wire_encode_welcome(&sb, "1", 0, 0), -1);
     CHECK_EQ_INT(lt_wire_encode_ping(&sb, LT_MSG_HELLO, 0), -1);
     lt_reject_t rj = {.seq = 0, .code = 1};
     CHECK_EQ_INT(lt_wire_encode_ack(&sb, 0, 0, &rj, 1), -1);
@@ -918,7 +974,7 @@ TEST(hostile_truncated_at_every_byte)
     CHECK_EQ_INT(lt_batch_add_value(w, 3, &v), 0);
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
-    CHECK_EQ_INT(lt_batch_finish(w, &sb, 3), 0);
+    CHECK_EQ_INT(lt_batch_finish(w, &sb, 3, 0), 0);
     CHECK_CODE(decode_code(sb.data, sb.size), 0);
     for (size_t cut = 0; cut < sb.size; cut++) {
         /* a copy of exactly cut bytes, so ASan sees any read past it */
@@ -1120,7 +1176,7 @@ TEST(submission_records_round_trip)
     bad = s;
     bad.first_submitted_at = s.submitted_at + 1;
     CHECK(lt_batch_add_submission(w, 12, &bad) < 0);
-    CHECK(lt_batch_finish(w, &sb, 11) == 0);
+    CHECK(lt_batch_finish(w, &sb, 11, 0) == 0);
     lt_record_t rec = {.seq = 11, .kind = LT_REC_SUBMISSION, .u.s = s};
     lt_msg_t want = {.type = LT_MSG_BATCH, .u.batch = {.prev_seq = 10, .last_seq = 11, .n = 1, .records = &rec}};
     check_round_trip(&sb, &want);
