@@ -1,5 +1,5 @@
 /*
- * fuzz_wire.c — libFuzzer target for the protocol v1 decoder (common/wire.c).
+ * fuzz_wire.c — libFuzzer target for the protocol v1 decoder (common/wire_decode.c).
  *
  * Any input must be decoded or refused cleanly: no crash, no leak, no read
  * past the buffer. Whatever decodes must survive a round trip: re-encoded,

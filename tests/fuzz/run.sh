@@ -24,7 +24,7 @@ warn="-Wall -Wextra -Werror -Wformat=2 -Wstrict-prototypes -Wshadow -Wmissing-pr
 clang -std=c11 -D_GNU_SOURCE -g -O1 -fno-omit-frame-pointer \
     -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
     $warn -Icommon $pkg_cflags \
-    tests/fuzz/fuzz_wire.c common/wire.c common/log.c \
+    tests/fuzz/fuzz_wire.c common/wire_*.c common/log.c \
     -o "$out/fuzz_wire" $pkg_libs
 
 rm -rf "$out/corpus"

@@ -28,7 +28,7 @@ if [ ! -x "$PEER" ]; then
     PEER=$WORK/ltpeer
     # shellcheck disable=SC2046
     cc -std=c11 -D_GNU_SOURCE -O2 -I"$LT_ROOT/common" $(pkg-config --cflags libpq libzmq msgpack libuv inih) \
-        -o "$PEER" "$LT_ROOT/tests/tools/ltpeer.c" "$LT_ROOT/common/wire.c" "$LT_ROOT/common/log.c" \
+        -o "$PEER" "$LT_ROOT/tests/tools/ltpeer.c" "$LT_ROOT"/common/wire_*.c "$LT_ROOT/common/log.c" \
         "$LT_ROOT/common/keys.c" \
         $(pkg-config --libs libzmq msgpack) -lm \
         || { echo "not ok - ltpeer builds"; exit 1; }
