@@ -1,11 +1,19 @@
 /*
  * apply.c — see apply.h. The order of work on the database connection is the order
  * of the queue; one job runs at a time, and its steps are queued together so the
- * server runs them back to back:
+ * server runs them back to back. The batches waiting in the queue (from any child)
+ * are applied together, set-based, in one transaction:
  *
- *   BEGIN  ->  for each batch of the group: COPY stage_value, COPY stage_case,
- *     [lt.apply_submissions], SELECT lt.apply_link_batch(child, prev, last, token, marker)
- *     ->  COMMIT
+ *   BEGIN  ->  COPY stage_value, COPY stage_case (every batch's rows, each row with
+ *     its batch's place in the group)  ->  SELECT lt.apply_group(children, prevs,
+ *     lasts, tokens)  ->  COMMIT
+ *
+ * so a group costs the same handful of round trips and statements whether it holds
+ * one batch or a thousand. A batch carrying submissions or ending with a resync
+ * marker, and every retry of a failed group or split, runs alone:
+ *
+ *   BEGIN  ->  COPY stage_value, COPY stage_case, [lt.apply_submissions],
+ *     SELECT lt.apply_link_batch(child, prev, last, token, marker)  ->  COMMIT
  *
  * If any step fails the transaction is aborted, COMMIT answers ROLLBACK, and nothing
  * of the batch is visible: the job is then split (or quarantined). The ACK is sent
@@ -33,7 +41,7 @@ typedef struct {
 typedef enum { JOB_HELLO, JOB_APPLY, JOB_QUARANTINE } job_kind_t;
 
 /* A transaction applies up to this many queued batches (group commit). */
-#define APPLY_GROUP_MAX_JOBS 64
+#define APPLY_GROUP_MAX_JOBS 1024
 #define APPLY_GROUP_MAX_RECORDS 20000
 
 typedef struct job {
@@ -42,7 +50,9 @@ typedef struct job {
     struct job *leader;      /* the group's first job; NULL when this job leads */
     struct job *member_next; /* leader: the other jobs of its transaction */
     int n_members;           /* leader: jobs in the transaction, itself included */
-    int solo;                /* never grouped (a retry after a failed group, a split) */
+    int solo;                /* never grouped (a retry after a failed group, a split, submissions) */
+    struct job **group;      /* leader of a set-based group: its jobs by ord */
+    int refused;             /* HELLO: the unit is not this node's child */
     job_kind_t kind;
     uint8_t rid[256];
     size_t rid_len;
@@ -86,7 +96,16 @@ static void copy_ts(pgtext_buf_t *s, int64_t ms)
     pgtext_str(s, tmp);
 }
 
-static void copy_value_row(pgtext_buf_t *s, uint64_t seq, const lt_value_rec_t *v)
+/* ord >= 0: the batch's place in a group, as the last column; < 0: no such column. */
+static void copy_end_row(pgtext_buf_t *s, int ord)
+{
+    if (ord >= 0)
+        pgtext_fmt(s, "\t%d\n", ord);
+    else
+        pgtext_add(s, "\n", 1);
+}
+
+static void copy_value_row(pgtext_buf_t *s, uint64_t seq, const lt_value_rec_t *v, int ord)
 {
     char num[40];
     pgtext_fmt(s, "%" PRIu64 "\t", seq);
@@ -106,10 +125,10 @@ static void copy_value_row(pgtext_buf_t *s, uint64_t seq, const lt_value_rec_t *
     }
     pgtext_fmt(s, "\t%" PRIu64 "\t", v->version);
     copy_ts(s, (int64_t)v->changed_at_ms);
-    pgtext_add(s, "\n", 1);
+    copy_end_row(s, ord);
 }
 
-static void copy_case_row(pgtext_buf_t *s, uint64_t seq, const lt_case_rec_t *c)
+static void copy_case_row(pgtext_buf_t *s, uint64_t seq, const lt_case_rec_t *c, int ord)
 {
     pgtext_fmt(s, "%" PRIu64 "\t", seq);
     pgtext_copy_field(s, c->case_id);
@@ -138,7 +157,8 @@ static void copy_case_row(pgtext_buf_t *s, uint64_t seq, const lt_case_rec_t *c)
         pgtext_add(s, "\t", 1);
         copy_ts(s, ts[i]);
     }
-    pgtext_fmt(s, "\t%" PRIu32 "\n", c->services);
+    pgtext_fmt(s, "\t%" PRIu32, c->services);
+    copy_end_row(s, ord);
 }
 
 /* The refused record, as JSON, for lt.rejected_delta. Strings are validated
@@ -233,6 +253,7 @@ static void job_free(job_t *j)
 {
     hold_release(&j->hold);
     free(j->rejects);
+    free(j->group);
     free(j);
 }
 
@@ -380,6 +401,57 @@ static void on_apply(pgconn_t *c, PGresult *res, void *arg)
     step_done(j);
 }
 
+/* lt.apply_group: per batch ('summary', ord, applied_upto, n, 0, status), then
+   ('reject', ord, seq, 0, code, reason) per refused record. */
+static void on_group(pgconn_t *c, PGresult *res, void *arg)
+{
+    job_t *l = arg;
+    note_failure(l, res);
+    if (res && PQresultStatus(res) == PGRES_TUPLES_OK) {
+        int n = PQntuples(res);
+        for (int i = 0; i < n; i++) {
+            long ord = strtol(PQgetvalue(res, i, 1), NULL, 10);
+            if (ord < 0 || ord >= l->n_members)
+                continue;
+            job_t *m = l->group[ord];
+            if (!m)
+                continue;
+            uint64_t seq = strtoull(PQgetvalue(res, i, 2), NULL, 10);
+            if (strcmp(PQgetvalue(res, i, 0), "summary") == 0) {
+                m->applied_upto = seq;
+                m->n_applied += strtoull(PQgetvalue(res, i, 3), NULL, 10);
+                snprintf(m->status, sizeof(m->status), "%s", PQgetvalue(res, i, 5));
+            } else {
+                job_add_reject(m, seq, atoi(PQgetvalue(res, i, 4)), PQgetvalue(res, i, 5));
+            }
+        }
+    }
+    step_done(l);
+}
+
+/* lt.children_hello: (ord, resume, token, refused) per HELLO of the group. */
+static void on_hellos(pgconn_t *c, PGresult *res, void *arg)
+{
+    job_t *l = arg;
+    note_failure(l, res);
+    if (res && PQresultStatus(res) == PGRES_TUPLES_OK) {
+        for (int i = 0; i < PQntuples(res); i++) {
+            long ord = strtol(PQgetvalue(res, i, 0), NULL, 10);
+            if (ord < 0 || ord >= l->n_members || !l->group[ord])
+                continue;
+            job_t *m = l->group[ord];
+            if (PQgetisnull(res, i, 3)) {
+                m->applied_upto = strtoull(PQgetvalue(res, i, 1), NULL, 10);
+                m->token = (uint64_t)strtoll(PQgetvalue(res, i, 2), NULL, 10);
+            } else {
+                m->refused = 1;
+                snprintf(m->err, sizeof(m->err), "%s", PQgetvalue(res, i, 3));
+            }
+        }
+    }
+    step_done(l);
+}
+
 /* lt.apply_submissions: refused submissions (seq, code, reason), then (NULL, applied, 'applied'). */
 static void on_submissions(pgconn_t *c, PGresult *res, void *arg)
 {
@@ -455,9 +527,9 @@ static void queue_batch_steps(job_t *j)
     const lt_resync_rec_t *mark = NULL; /* a resync marker ends the batch (wire.h) */
     for (uint32_t i = j->lo; i < j->hi; i++) {
         if (recs[i].kind == LT_REC_VALUE)
-            copy_value_row(&vals, recs[i].seq, &recs[i].u.v);
+            copy_value_row(&vals, recs[i].seq, &recs[i].u.v, -1);
         else if (recs[i].kind == LT_REC_CASE)
-            copy_case_row(&cases, recs[i].seq, &recs[i].u.c);
+            copy_case_row(&cases, recs[i].seq, &recs[i].u.c, -1);
         else if (recs[i].kind == LT_REC_SUBMISSION)
             submission_json(&subs, recs[i].seq, &recs[i].u.s);
         else
@@ -514,6 +586,87 @@ static uint32_t job_records(const job_t *j)
     return j->hi - j->lo;
 }
 
+/* May this job be applied in a set-based group? Not a retry or split, no
+   submissions (they are applied record by record before the batch, see above) and no
+   resync marker (its work follows the batch, in the batch's order). */
+static int groupable(const job_t *j)
+{
+    if (j->kind != JOB_APPLY || j->solo)
+        return 0;
+    const lt_record_t *recs = j->hold->msg.u.batch.records;
+    for (uint32_t i = j->lo; i < j->hi; i++)
+        if (recs[i].kind != LT_REC_VALUE && recs[i].kind != LT_REC_CASE)
+            return 0;
+    return 1;
+}
+
+static void add_list(pgtext_buf_t *b, const char *item)
+{
+    pgtext_add(b, b->len ? "," : "{", 1);
+    pgtext_str(b, item);
+}
+
+/* The whole group's steps: every batch's rows in one COPY per table, one apply. */
+static void queue_group_steps(job_t *l)
+{
+    pgtext_buf_t vals = {0}, cases = {0}, children = {0}, prevs = {0}, lasts = {0}, tokens = {0};
+    char num[24];
+    int ord = 0;
+
+    for (job_t *m = l; m; m = m->member_next, ord++) {
+        const lt_record_t *recs = m->hold->msg.u.batch.records;
+        l->group[ord] = m;
+        for (uint32_t i = m->lo; i < m->hi; i++) {
+            if (recs[i].kind == LT_REC_VALUE)
+                copy_value_row(&vals, recs[i].seq, &recs[i].u.v, ord);
+            else
+                copy_case_row(&cases, recs[i].seq, &recs[i].u.c, ord);
+        }
+        add_list(&children, m->unit);
+        snprintf(num, sizeof(num), "%" PRIu64, m->prev);
+        add_list(&prevs, num);
+        snprintf(num, sizeof(num), "%" PRIu64, m->last);
+        add_list(&lasts, num);
+        /* the child's token names its row at the batch's last seq; a part of a split
+           batch that ends earlier has none (splits never join a group) */
+        snprintf(num, sizeof(num), "%" PRId64,
+                 m->last == m->hold->msg.u.batch.last_seq ? (int64_t)m->hold->msg.u.batch.last_token : 0);
+        add_list(&tokens, num);
+    }
+    pgtext_add(&children, "}", 1);
+    pgtext_add(&prevs, "}", 1);
+    pgtext_add(&lasts, "}", 1);
+    pgtext_add(&tokens, "}", 1);
+    if (vals.oom || cases.oom || children.oom || prevs.oom || lasts.oom || tokens.oom) {
+        l->failed = 1;
+        snprintf(l->err, sizeof(l->err), "out of memory formatting the batch");
+    } else {
+        if (vals.len)
+            step_copy(l,
+                      "COPY pg_temp.stage_value (seq, unit_code, element, period, disagg, value, "
+                      "version, changed_at, ord) FROM STDIN",
+                      &vals);
+        if (cases.len)
+            step_copy(l,
+                      "COPY pg_temp.stage_case (seq, case_id, unit_code, version, changed_at, deleted, "
+                      "sex, birth_ym, ethnicity, village_code, categories, status, notified_at, "
+                      "assessed_at, emergency_at, plan_drafted_at, plan_approved_at, reviewed_at, "
+                      "closed_at, services, ord) FROM STDIN",
+                      &cases);
+        const char *p[4] = {children.buf, prevs.buf, lasts.buf, tokens.buf};
+        step_query(l,
+                   "SELECT kind, ord, seq, n, code, reason "
+                   "FROM lt.apply_group($1::text[], $2::bigint[], $3::bigint[], $4::bigint[])",
+                   4, p, on_group);
+    }
+    free(vals.buf);
+    free(cases.buf);
+    free(children.buf);
+    free(prevs.buf);
+    free(lasts.buf);
+    free(tokens.buf);
+}
+
 static void start(applier_t *a, job_t *j)
 {
     char p_prev[24], p_max[24];
@@ -524,9 +677,39 @@ static void start(applier_t *a, job_t *j)
     j->member_next = NULL;
 
     if (j->kind == JOB_HELLO) {
-        snprintf(p_max, sizeof(p_max), "%" PRIu64, j->child_max);
-        const char *p[2] = {j->unit, p_max};
-        step_query(j, "SELECT resume, token FROM lt.child_welcome($1, $2::bigint)", 2, p, on_single);
+        /* every HELLO waiting behind this one: one transaction, one commit */
+        pgtext_buf_t children = {0}, maxes = {0};
+        job_t **tail = &j->member_next;
+        while (a->head && a->head->kind == JOB_HELLO && j->n_members < APPLY_GROUP_MAX_JOBS) {
+            job_t *m = pop(a);
+            m->leader = j;
+            m->t0 = j->t0;
+            *tail = m;
+            tail = &m->member_next;
+            j->n_members++;
+        }
+        free(j->group);
+        j->group = calloc((size_t)j->n_members, sizeof(*j->group));
+        int ord = 0;
+        for (job_t *m = j; m; m = m->member_next) {
+            if (j->group)
+                j->group[ord++] = m;
+            add_list(&children, m->unit);
+            snprintf(p_max, sizeof(p_max), "%" PRIu64, m->child_max);
+            add_list(&maxes, p_max);
+        }
+        pgtext_add(&children, "}", 1);
+        pgtext_add(&maxes, "}", 1);
+        if (!j->group || children.oom || maxes.oom) {
+            j->failed = 1;
+            snprintf(j->err, sizeof(j->err), "out of memory");
+        } else {
+            const char *p[2] = {children.buf, maxes.buf};
+            step_query(j, "SELECT ord, resume, token, refused FROM lt.children_hello($1::text[], $2::bigint[])", 2,
+                       p, on_hellos);
+        }
+        free(children.buf);
+        free(maxes.buf);
     } else if (j->kind == JOB_QUARANTINE) {
         const lt_record_t *r = &j->hold->msg.u.batch.records[j->lo];
         pgtext_buf_t js = {0};
@@ -539,12 +722,13 @@ static void start(applier_t *a, job_t *j)
         free(js.buf);
     } else {
         /* Group commit: the batches waiting behind this one (from any child) join its
-           transaction, so many small batches share one fsync. A group that fails is
-           retried one batch at a time. */
+           transaction, so many small batches share one fsync and one set-based apply.
+           A group that fails is retried one batch at a time. */
         uint32_t records = job_records(j);
         job_t **tail = &j->member_next;
-        while (!j->solo && a->head && a->head->kind == JOB_APPLY && !a->head->solo &&
-               j->n_members < APPLY_GROUP_MAX_JOBS && records + job_records(a->head) <= APPLY_GROUP_MAX_RECORDS) {
+        int set_based = groupable(j);
+        while (set_based && a->head && groupable(a->head) && j->n_members < APPLY_GROUP_MAX_JOBS &&
+               records + job_records(a->head) <= APPLY_GROUP_MAX_RECORDS) {
             job_t *m = pop(a);
             m->leader = j;
             m->t0 = j->t0;
@@ -553,9 +737,17 @@ static void start(applier_t *a, job_t *j)
             tail = &m->member_next;
             j->n_members++;
         }
+        free(j->group);
+        j->group = set_based ? calloc((size_t)j->n_members, sizeof(*j->group)) : NULL;
         step_query(j, "BEGIN", 0, NULL, on_step);
-        for (job_t *m = j; m; m = m->member_next)
-            queue_batch_steps(m);
+        if (j->group) {
+            queue_group_steps(j);
+        } else if (set_based) {
+            j->failed = 1;
+            snprintf(j->err, sizeof(j->err), "out of memory forming a group");
+        } else {
+            queue_batch_steps(j);
+        }
         /* After a failed step the transaction is aborted; COMMIT then rolls it back. */
         step_query(j, "COMMIT", 0, NULL, on_commit);
     }
@@ -669,23 +861,28 @@ static void finish(applier_t *a, job_t *j)
     msgpack_sbuffer_init(&sb);
     switch (j->kind) {
     case JOB_HELLO:
-        if (j->failed) {
-            /* 42501 insufficient_privilege: not our child. Anything else is ours. */
-            int refused = strcmp(j->sqlstate, "42501") == 0;
-            if (refused)
-                st->down_refused_hellos++;
-            else
-                st->down_db_errors++;
-            log_warn("child %s: hello %s: %s", j->unit, refused ? "refused" : "failed", j->err);
-            if (a->hooks.welcomed)
-                a->hooks.welcomed(a->hooks.arg, j->rid, j->rid_len, j->unit, 0);
-            send_error(a, j, refused ? LT_WIRE_EUNAUTHORISED : LT_WIRE_EUNAVAILABLE, j->err);
-        } else {
-            log_info("child %s connected; resuming after seq %" PRIu64, j->unit, j->applied_upto);
-            if (a->hooks.welcomed)
-                a->hooks.welcomed(a->hooks.arg, j->rid, j->rid_len, j->unit, 1);
-            if (lt_wire_encode_welcome(&sb, a->d->cfg->unit, j->applied_upto, j->token) == 0)
-                send_msg(a, j, &sb);
+        for (job_t *m = j; m; m = m->member_next) {
+            /* the transaction failed (every HELLO of it is unavailable), or this unit is
+               not our child (refused, like 42501 insufficient_privilege) */
+            if (j->failed || m->refused) {
+                int refused = m->refused || strcmp(j->sqlstate, "42501") == 0;
+                const char *err = m->refused ? m->err : j->err;
+                if (refused)
+                    st->down_refused_hellos++;
+                else
+                    st->down_db_errors++;
+                log_warn("child %s: hello %s: %s", m->unit, refused ? "refused" : "failed", err);
+                if (a->hooks.welcomed)
+                    a->hooks.welcomed(a->hooks.arg, m->rid, m->rid_len, m->unit, 0);
+                send_error(a, m, refused ? LT_WIRE_EUNAUTHORISED : LT_WIRE_EUNAVAILABLE, err);
+            } else {
+                log_info("child %s connected; resuming after seq %" PRIu64, m->unit, m->applied_upto);
+                if (a->hooks.welcomed)
+                    a->hooks.welcomed(a->hooks.arg, m->rid, m->rid_len, m->unit, 1);
+                msgpack_sbuffer_clear(&sb);
+                if (lt_wire_encode_welcome(&sb, a->d->cfg->unit, m->applied_upto, m->token) == 0)
+                    send_msg(a, m, &sb);
+            }
         }
         break;
     case JOB_QUARANTINE:
@@ -723,6 +920,10 @@ static void finish(applier_t *a, job_t *j)
                 m->solo = 1;
                 m->failed = 0;
                 m->leader = m->member_next = NULL;
+                free(m->group);
+                m->group = NULL;
+                m->status[0] = '\0';
+                m->applied_upto = m->n_applied = 0;
                 free(m->rejects);
                 m->rejects = NULL;
                 m->n_rejects = 0;

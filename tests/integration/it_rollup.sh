@@ -87,5 +87,30 @@ eq "2026: 07840 reports straight to province 24 (two tiers)" \
     "07840=4,24=4"
 r=$(apply_rows 223 5 6 "VALUES (6, '07840', 'PARENTS_INF', '2026Q2', '', 4, 1, now())")
 eq "district 223 may not send 2026 data (it no longer exists): refused, code 7" "$r" "summary:6:0:0 reject:6:0:7"
+
+# --- many batches in one set-based apply (what the daemon does with its queue):
+# positions advance batch by batch per child, each batch answered on its own
+apply_group() { # apply_group "CHILDREN" "PREVS" "LASTS" "VALUES (seq, unit, element, period, disagg, value, version, ord), ..."
+    net_psql 24 "SELECT lt.create_staging();
+        INSERT INTO pg_temp.stage_value (seq, unit_code, element, period, disagg, value, version, ord, changed_at)
+        SELECT *, now() FROM ($4) v;
+        SELECT string_agg(kind || ':' || ord || ':' || seq || ':' || n || ':' || code, ' ' ORDER BY kind DESC, ord, seq)
+          FROM lt.apply_group('{$1}', '{$2}', '{$3}')" | tail -1
+}
+r=$(apply_group "223,07840,223,223,223" "6,1,8,7,12" "8,3,9,8,13" "VALUES
+    (7, '07840', 'PARENTS_INF', '2024S1', '', 2, 10, 0), (8, '07840', 'PARENTS_INF', '2024S1', '', 3, 11, 0),
+    (2, '07840', 'PARENTS_INF', '2026S1', '', 5, 10, 1), (3, '07840', 'NO_SUCH', '2026S1', '', 5, 10, 1),
+    (9, '07843', 'PARENTS_INF', '2024S1', '', 4, 10, 2),
+    (8, '07840', 'PARENTS_INF', '2024S1', '', 99, 99, 3),
+    (13, '07843', 'PARENTS_INF', '2024S2', '', 1, 1, 4)")
+eq "a group: applied, applied with a refusal, chained, duplicate, gap" "$r" \
+    "summary:0:8:2:0 summary:1:3:1:0 summary:2:9:1:0 summary:3:9:0:0 summary:4:9:0:0 reject:1:3:0:6"
+eq "... the newest version of the group, the chained batch, nothing of the duplicate or the gap" \
+    "$(q 24 "SELECT string_agg(unit_code || '/' || period || '=' || total, ',' ORDER BY unit_code, period) FROM lt.rollup_value WHERE period IN ('2024S1', '2024S2', '2026S1') AND unit_code IN ('07840', '07843')")" \
+    "07840/2024S1=3,07840/2026S1=5,07843/2024S1=4"
+eq "... each child's position is that of its last applied batch" \
+    "$(q 24 "SELECT string_agg(child_unit || '=' || last_applied_seq, ',' ORDER BY child_unit) FROM lt.child_link")" "07840=3,223=9"
+eq "... the refused record is kept, for its child" \
+    "$(q 24 "SELECT child_unit || ':' || seq || ':' || code FROM lt.rejected_delta WHERE record ->> 'element' = 'NO_SUCH'")" "07840:3:6"
 check "verify at the province: consistent" net_lt 24 verify
 check_done
