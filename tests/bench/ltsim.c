@@ -231,7 +231,8 @@ static void pump(sim_t *s, commune_t *c)
         }
         msgpack_sbuffer sb;
         msgpack_sbuffer_init(&sb);
-        int ok = lt_batch_finish(s->bw, &sb, seq) == 0 && send_frame(s, c, &sb) == 0;
+        /* a simulated commune has no outbox rows, so no token (0: none) */
+        int ok = lt_batch_finish(s->bw, &sb, seq, 0) == 0 && send_frame(s, c, &sb) == 0;
         msgpack_sbuffer_destroy(&sb);
         if (!ok)
             return; /* high-water mark: the next tick tries again */
