@@ -71,6 +71,7 @@ DECLARE
     b record;
     cur text;
     pos bigint;
+    k int := 0;
     ords int[] := '{}';
     froms bigint[] := '{}';
     statuses text[] := '{}';
@@ -94,14 +95,16 @@ BEGIN
             cur := b.child;
             pos := b.applied;
         END IF;
-        ords := ords || b.ord;
-        froms := froms || pos;
+        -- element assignment extends the arrays in place (|| would copy them each time)
+        k := k + 1;
+        ords[k] := b.ord;
+        froms[k] := pos;
         IF b.last <= pos THEN
-            statuses := statuses || 'duplicate'::text;
+            statuses[k] := 'duplicate';
         ELSIF b.prev > pos THEN
-            statuses := statuses || 'gap'::text;
+            statuses[k] := 'gap';
         ELSE
-            statuses := statuses || 'applied'::text;
+            statuses[k] := 'applied';
             pos := b.last;
         END IF;
     END LOOP;
