@@ -31,6 +31,11 @@
  *    reconnect back-off runs and the database is left alone. A HELLO that goes out
  *    unanswered or refused is retried after an exponential, jittered back-off capped
  *    at HELLO_BACKOFF_CAP_MS; a new connection gets its HELLO at once.
+ *  - libzmq retries at its minimum delay after a connection it made was dropped during
+ *    the handshake (a proxy in front of a parent that is down accepts and drops; a
+ *    parent refusing the key): from the second such failure in a row the socket is
+ *    disconnected and connected again after an exponential, jittered back-off up to
+ *    net.reconnect_max_ms.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -86,6 +91,8 @@ struct upstream {
     char last_error[256];
     zsock_t *monitor;     /* connection and handshake events of zs */
     char auth_error[200]; /* the last handshake failure, until one succeeds */
+    int hs_failures;            /* handshakes failed in a row */
+    uint64_t reconnect_at_mono; /* disconnected after those: connect again at this time */
     /* the TCP connection to the parent, as the kernel sees it */
     int link_fd;                     /* from the monitor; -1 when none */
     net_tcp_t tcp;                   /* counters at the last tick */
@@ -779,6 +786,7 @@ static void on_link_event(upstream_t *u, unsigned event, uint32_t value)
         if (u->auth_error[0])
             log_info("upstream: handshake with the parent succeeded");
         u->auth_error[0] = '\0';
+        u->hs_failures = 0;
         return;
     default:
         break;
@@ -787,6 +795,18 @@ static void on_link_event(upstream_t *u, unsigned event, uint32_t value)
     if (strcmp(why, u->auth_error) != 0)
         log_warn("upstream: %s", why);
     snprintf(u->auth_error, sizeof(u->auth_error), "%s", why);
+    /* libzmq would try again at its minimum delay: back off here instead */
+    if (++u->hs_failures >= 2 && !u->reconnect_at_mono && u->zs) {
+        const lt_config_t *cfg = u->d->cfg;
+        int shift = u->hs_failures < 16 ? u->hs_failures : 16;
+        uint64_t step = (uint64_t)cfg->reconnect_min_ms << shift;
+        if (step > (uint64_t)cfg->reconnect_max_ms)
+            step = (uint64_t)cfg->reconnect_max_ms;
+        if (zmq_disconnect(zsock_handle(u->zs), cfg->parent_endpoint) == 0)
+            u->reconnect_at_mono = lt_mono_ms() + step / 2 + (uint64_t)rand() % (step / 2 + 1);
+        else
+            log_debug("upstream: disconnect for back-off: %s", zmq_strerror(errno));
+    }
 }
 
 static void on_monitor(zsock_t *zs, int events, void *arg)
@@ -862,6 +882,15 @@ static void on_tick(uv_timer_t *t)
     const lt_config_t *cfg = u->d->cfg;
     uint64_t now = lt_mono_ms();
 
+    if (u->reconnect_at_mono && now >= u->reconnect_at_mono && u->zs) {
+        u->reconnect_at_mono = 0;
+        if (zmq_connect(zsock_handle(u->zs), cfg->parent_endpoint) != 0) {
+            log_error("upstream: cannot connect to the parent at %s again: %s", cfg->parent_endpoint,
+                      zmq_strerror(errno));
+            u->reconnect_at_mono = now + (uint64_t)cfg->reconnect_max_ms;
+        }
+        zsock_kick(u->zs);
+    }
     link_sample(u, now);
     switch (u->state) {
     case UP_WAIT_DB:
