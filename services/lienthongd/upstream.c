@@ -22,8 +22,9 @@
  *  - A slow link is not a dead one. While bytes of ours are still on their way and the
  *    kernel sees them delivered, the parent is not declared silent and the oldest
  *    batch's acknowledgement timer waits. Batches are bounded by rows and bytes, and
- *    the bounds adapt to the link (AIMD): halved, down to a floor, when a batch takes
- *    longer than a heartbeat interval to leave the send queue or when a timeout fires;
+ *    the bounds adapt to the link (AIMD): cut, down to a floor, when a batch takes
+ *    longer than a heartbeat interval to leave the send queue (to what the link carries
+ *    in half an interval, at least by half) or halved when a timeout fires;
  *    grown back step by step with every acknowledgement that came without trouble.
  *    So heartbeats and acknowledgements never wait behind minutes of batch.
  *  - HELLO costs a database read, so it is sent only over a connection that is up
@@ -99,6 +100,7 @@ struct upstream {
     int tcp_known;                   /* tcp holds a reading of link_fd */
     uint64_t tx_progress_mono;       /* a batch of ours was still moving out at this time */
     uint64_t queued_since_mono;      /* a batch has sat in the send queue since; 0 when not */
+    uint64_t queued_delivered;       /* tcp.delivered at queued_since_mono */
     /* adaptive batch bounds (AIMD), at most the configured ones */
     int cap_rows, cap_bytes;
     uint64_t last_shrink_mono;
@@ -138,13 +140,19 @@ static int batch_bytes(const upstream_t *u)
     return u->cap_bytes < u->d->cfg->batch_bytes ? u->cap_bytes : u->d->cfg->batch_bytes;
 }
 
-/* Multiplicative decrease: the link could not carry batches this big in time. */
-static void batches_shrink(upstream_t *u, const char *why)
+/* Multiplicative decrease: the link could not carry batches this big in time. At
+   least halved; when the link's rate is known (fit > 0: the bytes it carries in half
+   a heartbeat interval), straight down to what fits, rows in proportion. */
+static void batches_shrink(upstream_t *u, const char *why, uint64_t fit)
 {
     const lt_config_t *cfg = u->d->cfg;
     int fr = cfg->batch_rows < BATCH_FLOOR_ROWS ? cfg->batch_rows : BATCH_FLOOR_ROWS;
     int fb = cfg->batch_bytes < BATCH_FLOOR_BYTES ? cfg->batch_bytes : BATCH_FLOOR_BYTES;
     int rows = batch_rows(u) / 2, bytes = batch_bytes(u) / 2;
+    if (fit && fit < (uint64_t)bytes) {
+        rows = (int)((uint64_t)batch_rows(u) * fit / (uint64_t)batch_bytes(u));
+        bytes = (int)fit;
+    }
     u->last_shrink_mono = lt_mono_ms();
     if (rows < fr)
         rows = fr;
@@ -778,7 +786,7 @@ static void on_link_event(upstream_t *u, unsigned event, uint32_t value)
         if (u->state == UP_STREAMING || u->state == UP_WAIT_WELCOME) {
             /* whatever was queued on that connection is gone: HELLO on the next one */
             if (u->n_inflight)
-                batches_shrink(u, "the connection dropped with batches in flight");
+                batches_shrink(u, "the connection dropped with batches in flight", 0);
             rehello(u, "connection to the parent lost");
         }
         return;
@@ -864,11 +872,19 @@ static void link_sample(upstream_t *u, uint64_t now)
     if (u->tcp_known && u->tcp.queued > QUEUED_BATCH_BYTES && t.delivered > u->tcp.delivered)
         u->tx_progress_mono = now;
     if (t.queued > QUEUED_BATCH_BYTES && u->n_inflight) {
-        if (!u->queued_since_mono)
+        if (!u->queued_since_mono) {
             u->queued_since_mono = now;
-        else if (now - u->queued_since_mono > (uint64_t)cfg->heartbeat_ivl_ms &&
-                 now - u->last_shrink_mono > (uint64_t)cfg->heartbeat_ivl_ms)
-            batches_shrink(u, "a batch takes longer than a heartbeat interval to leave the send queue");
+            u->queued_delivered = t.delivered;
+        } else if (now - u->queued_since_mono > (uint64_t)cfg->heartbeat_ivl_ms &&
+                   now - u->last_shrink_mono > (uint64_t)cfg->heartbeat_ivl_ms) {
+            /* what the link delivered meanwhile: a batch should leave in half a heartbeat interval */
+            uint64_t fit = (t.delivered - u->queued_delivered) * (uint64_t)cfg->heartbeat_ivl_ms / 2 /
+                           (now - u->queued_since_mono);
+            batches_shrink(u, "a batch takes longer than a heartbeat interval to leave the send queue",
+                           fit ? fit : 1);
+            u->queued_since_mono = now;
+            u->queued_delivered = t.delivered;
+        }
     } else {
         u->queued_since_mono = 0;
     }
@@ -922,14 +938,14 @@ static void on_tick(uv_timer_t *t)
                                                                            : u->tx_progress_mono;
             if (now - from >= (uint64_t)cfg->ack_timeout_ms) {
                 u->d->stats.up_timeouts++;
-                batches_shrink(u, "no acknowledgement in time");
+                batches_shrink(u, "no acknowledgement in time", 0);
                 rehello(u, "no acknowledgement in time");
                 break;
             }
         }
         if (now - alive >= (uint64_t)cfg->heartbeat_timeout_ms) {
             if (u->n_inflight)
-                batches_shrink(u, "parent silent with batches in flight");
+                batches_shrink(u, "parent silent with batches in flight", 0);
             rehello(u, "parent silent");
             break;
         }
