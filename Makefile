@@ -60,12 +60,16 @@ $(BUILD)/tests/test_%: $(BUILD)/tests/unit/test_%.o $(BUILD)/tests/unit/unit.o $
 
 unit: $(UNIT_BIN)
 
-# Test tools: a scriptable protocol peer.
-tools: $(BUILD)/tests/ltpeer
+# Test tools: a scriptable protocol peer; a TCP relay adding latency (fault tests).
+tools: $(BUILD)/tests/ltpeer $(BUILD)/tests/ltdelay
 
 $(BUILD)/tests/ltpeer: $(BUILD)/tests/tools/ltpeer.o $(COMMON_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(SANFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/tests/ltdelay: $(BUILD)/tests/tools/ltdelay.o
+	@mkdir -p $(dir $@)
+	$(CC) $(SANFLAGS) -o $@ $^
 
 # Install what the build, the tests and the demo need (Debian 12), only when missing.
 deps:

@@ -81,13 +81,16 @@ static const cfg_setting_t settings[] = {
           "Endpoint this node binds for its children (`tcp://*:port`); empty on a leaf "
           "(commune)."),
     S_INT("sync", "batch_rows", batch_rows, "2000", 1, 10000, RELOAD,
-          "Maximum records per batch."),
+          "Maximum records per batch. On a link too slow for its batches a child halves "
+          "them (down to 16 records and 4096 bytes) and grows them back as acknowledgements "
+          "come."),
     S_INT("sync", "batch_bytes", batch_bytes, "1048576", 4096, 4194304, RELOAD,
-          "Maximum encoded bytes per batch."),
+          "Maximum encoded bytes per batch (adapted to the link like `sync.batch_rows`)."),
     S_INT("sync", "max_inflight", max_inflight, "4", 1, 64, RELOAD,
           "Batches sent but not yet acknowledged."),
     S_INT("sync", "ack_timeout_ms", ack_timeout_ms, "30000", 1000, 600000, RELOAD,
-          "When no acknowledgement arrives for this long, resend from the last one."),
+          "When no acknowledgement arrives for this long, resend from the last one; counted "
+          "from when the batch has left the send queue, so a slow link is not taken for a dead one."),
     S_INT("sync", "rescan_ms", rescan_ms, "1000", 50, 60000, RELOAD,
           "Outbox rescan interval when no notification arrives."),
     S_LONG("sync", "apply_queue_bytes", apply_queue_bytes, "67108864", 1048576,
@@ -99,11 +102,14 @@ static const cfg_setting_t settings[] = {
     S_INT("net", "heartbeat_timeout_ms", heartbeat_timeout_ms, "15000", 100, 3600000,
           RESTART,
           "A link silent this long is dropped (`ZMQ_HEARTBEAT_TIMEOUT` and "
-          "`ZMQ_HEARTBEAT_TTL`); must be at least `net.heartbeat_ivl_ms`."),
+          "`ZMQ_HEARTBEAT_TTL`), and a connect attempt nobody answers is abandoned "
+          "(`ZMQ_CONNECT_TIMEOUT`); must be at least `net.heartbeat_ivl_ms`."),
     S_INT("net", "reconnect_min_ms", reconnect_min_ms, "200", 10, 60000, RESTART,
-          "First delay before reconnecting (`ZMQ_RECONNECT_IVL`)."),
+          "First delay before reconnecting (`ZMQ_RECONNECT_IVL`), plus up to half as much "
+          "again drawn at random per socket; also the first delay before a HELLO is retried."),
     S_INT("net", "reconnect_max_ms", reconnect_max_ms, "30000", 10, 3600000, RESTART,
-          "The reconnect delay doubles up to this (`ZMQ_RECONNECT_IVL_MAX`); must be "
+          "The reconnect delay doubles up to this (`ZMQ_RECONNECT_IVL_MAX`); HELLO retries "
+          "double up to this or 5 s, whichever is less, with jitter; must be "
           "at least `net.reconnect_min_ms`."),
     S_INT("net", "max_message_bytes", max_message_bytes, "4194304", 65536, 67108864,
           RESTART,

@@ -1004,6 +1004,15 @@ int applier_submit_hello(applier_t *a, const uint8_t *rid, size_t rid_len, const
     job_t *j = new_job(a, JOB_HELLO, rid, rid_len, unit);
     if (!j)
         return -1;
+    if (!a->db_up) {
+        /* The resume point is in the database: the child hears why at once, rather than
+           waiting for an answer that comes only when the database is back. */
+        send_error(a, j, LT_WIRE_EUNAVAILABLE, "the node's database is unavailable; retry later");
+        if (a->hooks.welcomed)
+            a->hooks.welcomed(a->hooks.arg, j->rid, j->rid_len, j->unit, 0);
+        job_free(j);
+        return 0;
+    }
     j->child_max = child_max_seq;
     push_back(a, j);
     pump(a);

@@ -30,7 +30,8 @@ typedef struct {
 applier_t *applier_new(lt_daemon_t *d, pgconn_t *db, const applier_hooks_t *hooks);
 void applier_destroy(applier_t **a_p);
 
-/* Queue a HELLO from `unit` (already authenticated by the caller). */
+/* Queue a HELLO from `unit` (already authenticated by the caller). While the database
+   is down it is answered at once with ERROR UNAVAILABLE (and hooks.welcomed(ok=0)). */
 int applier_submit_hello(applier_t *a, const uint8_t *rid, size_t rid_len, const char *unit,
                          uint64_t child_max_seq) __attribute__((warn_unused_result));
 /* Queue a decoded BATCH; takes ownership of *msg (zeroed on return, either way).

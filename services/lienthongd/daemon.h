@@ -16,7 +16,8 @@
 typedef struct {
     /* upstream (this node as a child) */
     uint64_t up_batches_sent, up_records_sent, up_bytes_sent, up_acks, up_rejected,
-        up_resumes, up_timeouts, up_hellos, up_send_blocked, up_rewinds, up_bad_messages;
+        up_resumes, up_timeouts, up_hellos, up_send_blocked, up_rewinds, up_bad_messages,
+        up_batch_shrinks; /* batch bounds halved to suit a slow link */
     uint64_t up_acked_seq, up_outbox_rows; /* gauges */
     int64_t up_oldest_unacked_ms;          /* gauge: age of the oldest unacked row, -1 none */
     int up_connected;                      /* gauge */
@@ -69,6 +70,15 @@ void downstream_reload(downstream_t *s);
    are checked (a secret readable by others, or a public key that is not the
    secret's, is refused). 0 or -1 (logged). */
 int net_setup_socket(lt_daemon_t *d, void *sock, int type);
+
+/* The kernel's view of one TCP connection (a file descriptor from a socket monitor
+   or ZMQ_SRCFD): bytes of ours the peer has acknowledged, bytes received from it
+   (both since the connection began), and bytes still waiting in our send queue.
+   0, or -1 when fd is not an established TCP connection. */
+typedef struct {
+    uint64_t delivered, received, queued;
+} net_tcp_t;
+int net_tcp_read(int fd, net_tcp_t *t);
 
 /* Wall-clock milliseconds since the epoch, and monotonic milliseconds. */
 uint64_t lt_now_ms(void);

@@ -12,6 +12,13 @@
  * its next message; in plaintext mode it is the HELLO. Every malformed,
  * unexpected or unauthorised message gets an ERROR, a counter and a log line, and
  * the other children carry on.
+ *
+ * Liveness: a socket monitor reports each connection's end, and each message names
+ * the connection it came on (ZMQ_SRCFD). A session whose connection is open is never
+ * forgotten, however long a batch takes to arrive on a slow link (ZMTP heartbeats
+ * close dead connections); one whose connection closed is forgotten once idle, and
+ * the child's link is marked 'silent' in lt.child_link (with its last contact) when
+ * no other connection of that child is open, so `lienthong status` names it.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -37,6 +44,8 @@ typedef struct session {
     size_t rid_len;
     char unit[8];
     int welcomed, hello_pending;
+    int fd;             /* the connection it speaks on (ZMQ_SRCFD); -1 once it closed */
+    int silent_marked;  /* lt.child_silent written for this session */
     uint64_t last_seen_mono;
     double last_seen_wall;
     /* metadata flowing down: the child's position in this node's log */
@@ -49,6 +58,7 @@ struct downstream {
     pgconn_t *db;
     zsock_t *zs;
     zap_t *zap; /* curve mode: the authentication handler */
+    zsock_t *monitor; /* connection events of zs */
     applier_t *applier;
     uv_timer_t timer;
     session_t *buckets[SESSION_BUCKETS];
@@ -88,6 +98,7 @@ static session_t *session_get(downstream_t *s, const uint8_t *rid, size_t len)
         return NULL;
     memcpy(x->rid, rid, len);
     x->rid_len = len;
+    x->fd = -1;
     uint32_t h = rid_hash(rid, len);
     x->next = s->buckets[h];
     s->buckets[h] = x;
@@ -95,7 +106,53 @@ static session_t *session_get(downstream_t *s, const uint8_t *rid, size_t len)
     return x;
 }
 
-/* Forget sessions silent for longer than three heartbeat timeouts. */
+/* Whether a session's connection is still open, as far as this node knows. */
+static int session_connected(const downstream_t *s, const session_t *x)
+{
+    return !s->monitor || x->fd >= 0;
+}
+
+static void on_flush(pgconn_t *c, PGresult *res, void *arg);
+
+/* The session's connection is gone: unless the child has another one open, mark its
+   link 'silent' (keeping its last contact) for the operator. */
+static void session_lost(downstream_t *s, session_t *x, const char *why)
+{
+    char seen[32];
+    if (!x->welcomed || x->silent_marked || !x->unit[0])
+        return;
+    x->silent_marked = 1;
+    for (int b = 0; b < SESSION_BUCKETS; b++)
+        for (session_t *y = s->buckets[b]; y; y = y->next)
+            if (y != x && y->welcomed && strcmp(y->unit, x->unit) == 0 && session_connected(s, y))
+                return;
+    log_info("child %s: %s; its link is now silent (last contact %.0f s ago)", x->unit, why,
+             (double)lt_now_ms() / 1000.0 - x->last_seen_wall);
+    snprintf(seen, sizeof(seen), "%.3f", x->last_seen_wall);
+    const char *p[2] = {x->unit, seen};
+    if (!pgconn_is_up(s->db) ||
+        pgconn_query(s->db, "SELECT lt.child_silent($1, $2::float8)", 2, p, on_flush, s) != 0)
+        log_debug("child %s: silent link not recorded (database down)", x->unit);
+}
+
+/* A message from session x came on connection fd: any other session on that fd
+   belonged to a connection that closed (a connection has one routing id). */
+static void session_on_fd(downstream_t *s, session_t *x, int fd)
+{
+    if (!s->monitor || fd < 0 || x->fd == fd)
+        return;
+    x->fd = fd;
+    x->silent_marked = 0;
+    for (int b = 0; b < SESSION_BUCKETS; b++)
+        for (session_t *y = s->buckets[b]; y; y = y->next)
+            if (y != x && y->fd == fd) {
+                y->fd = -1;
+                session_lost(s, y, "connection replaced");
+            }
+}
+
+/* Forget sessions whose connection is gone (or unknown) and that were idle for longer
+   than three heartbeat timeouts. */
 static void sessions_expire(downstream_t *s, uint64_t now)
 {
     uint64_t limit = 3u * (uint64_t)s->d->cfg->heartbeat_timeout_ms;
@@ -103,9 +160,10 @@ static void sessions_expire(downstream_t *s, uint64_t now)
         session_t **pp = &s->buckets[b];
         while (*pp) {
             session_t *x = *pp;
-            if (!x->hello_pending && now - x->last_seen_mono > limit) {
+            if (!x->hello_pending && now - x->last_seen_mono > limit && !(s->monitor && x->fd >= 0)) {
                 log_info("child %s: session idle for %" PRIu64 " s, forgotten", x->unit[0] ? x->unit : "?",
                          (now - x->last_seen_mono) / 1000);
+                session_lost(s, x, "session forgotten");
                 *pp = x->next;
                 free(x);
                 s->nsessions--;
@@ -271,7 +329,7 @@ static void on_meta_high(pgconn_t *c, PGresult *res, void *arg)
    still allowed by the current allow-list), NULL when the key is not (or no
    longer) allowed; in plaintext mode always NULL. */
 static void handle(downstream_t *s, const uint8_t *rid, size_t rid_len, const void *data, size_t len,
-                   const char *auth)
+                   const char *auth, int fd)
 {
     lt_stats_t *st = &s->d->stats;
     lt_msg_t msg;
@@ -287,6 +345,7 @@ static void handle(downstream_t *s, const uint8_t *rid, size_t rid_len, const vo
     }
     x->last_seen_mono = lt_mono_ms();
     x->last_seen_wall = (double)lt_now_ms() / 1000.0;
+    session_on_fd(s, x, fd);
     if (s->zap) {
         if (!auth) {
             st->down_auth_mismatch++;
@@ -431,12 +490,59 @@ static void on_zmq(zsock_t *zs, int events, void *arg)
                 }
             }
             handle(s, zmq_msg_data(&parts[0]), zmq_msg_size(&parts[0]), zmq_msg_data(&parts[1]),
-                   zmq_msg_size(&parts[1]), user);
+                   zmq_msg_size(&parts[1]), user, zmq_msg_get(&parts[1], ZMQ_SRCFD));
         } else
             s->d->stats.down_bad_messages++;
         for (int k = 0; k < n; k++)
             zmq_msg_close(&parts[k]);
     }
+}
+
+/* ------------------------------------------------------------ connections */
+
+#define MONITOR_ENDPOINT "inproc://lienthongd-downstream-monitor"
+
+static void on_monitor(zsock_t *zs, int events, void *arg)
+{
+    downstream_t *s = arg;
+    zmq_msg_t parts[2];
+
+    if (!(events & ZMQ_POLLIN))
+        return;
+    for (int i = 0; i < RECV_BURST; i++) {
+        int n = zsock_recv_parts(zsock_handle(zs), parts, 2);
+        if (n <= 0)
+            break;
+        if (n == 2 && zmq_msg_size(&parts[0]) == 6) { /* uint16 event, uint32 value */
+            uint16_t event;
+            uint32_t value;
+            memcpy(&event, zmq_msg_data(&parts[0]), 2);
+            memcpy(&value, (const char *)zmq_msg_data(&parts[0]) + 2, 4);
+            if (event == ZMQ_EVENT_DISCONNECTED)
+                for (int b = 0; b < SESSION_BUCKETS; b++)
+                    for (session_t *x = s->buckets[b]; x; x = x->next)
+                        if (x->fd == (int)value) {
+                            x->fd = -1;
+                            session_lost(s, x, "connection closed");
+                        }
+        }
+        for (int k = 0; k < n; k++)
+            zmq_msg_close(&parts[k]);
+    }
+}
+
+static int monitor_start(downstream_t *s, void *sock)
+{
+    void *pair = NULL;
+    if (zmq_socket_monitor(sock, MONITOR_ENDPOINT, ZMQ_EVENT_DISCONNECTED) != 0 ||
+        !(pair = zmq_socket(s->d->zctx, ZMQ_PAIR)) || zmq_connect(pair, MONITOR_ENDPOINT) != 0 ||
+        !(s->monitor = zsock_new(s->d->loop, pair, on_monitor, s))) {
+        log_error("cannot monitor the children's connections: %s", zmq_strerror(errno));
+        if (pair)
+            zmq_close(pair);
+        return -1;
+    }
+    return 0;
 }
 
 /* ------------------------------------------------------------ database */
@@ -474,7 +580,7 @@ static void flush_contacts(downstream_t *s)
     seen[sl++] = '{';
     for (int b = 0; b < SESSION_BUCKETS; b++)
         for (session_t *x = s->buckets[b]; x; x = x->next)
-            if (x->welcomed && ul + 24 < cap && sl + 24 < cap) {
+            if (x->welcomed && session_connected(s, x) && ul + 24 < cap && sl + 24 < cap) {
                 ul += (size_t)snprintf(units + ul, cap - ul, "%s%s", ul > 1 ? "," : "", x->unit);
                 sl += (size_t)snprintf(seen + sl, cap - sl, "%s%.3f", sl > 1 ? "," : "", x->last_seen_wall);
             }
@@ -539,7 +645,8 @@ downstream_t *downstream_new(lt_daemon_t *d)
        every key in (libzmq 4.3). */
     if (d->cfg->security_mode == LT_SECURITY_CURVE && !(s->zap = zap_new(d, d->cfg->children_keys_file)))
         goto fail;
-    if (!(sock = zmq_socket(d->zctx, ZMQ_ROUTER)) || net_setup_socket(d, sock, ZMQ_ROUTER) != 0)
+    if (!(sock = zmq_socket(d->zctx, ZMQ_ROUTER)) || net_setup_socket(d, sock, ZMQ_ROUTER) != 0 ||
+        monitor_start(s, sock) != 0)
         goto fail;
     if (zmq_bind(sock, d->cfg->children_bind) != 0) {
         log_error("cannot bind %s for children: %s", d->cfg->children_bind, zmq_strerror(errno));
@@ -560,6 +667,7 @@ fail:
     if (sock)
         zmq_close(sock);
     zsock_destroy(&s->zs);
+    zsock_destroy(&s->monitor);
     zap_destroy(&s->zap);
     pgconn_destroy(&s->db);
     applier_destroy(&s->applier);
@@ -590,6 +698,7 @@ void downstream_stop(downstream_t *s, void (*done)(void *arg), void *arg)
     s->done = done;
     s->done_arg = arg;
     zsock_destroy(&s->zs);
+    zsock_destroy(&s->monitor);
     zap_destroy(&s->zap);
     /* The batch being applied is abandoned: its transaction rolls back when the
        connection closes, no ACK was sent, and the child sends it again. */

@@ -37,9 +37,10 @@ static void log_stats(main_t *m)
     if (m->up)
         log_info("stats: up connected=%d sent=%" PRIu64 " batches/%" PRIu64 " records acked_seq=%" PRIu64
                  " outbox=%" PRIu64 " oldest_ms=%" PRId64 " rejected=%" PRIu64 " timeouts=%" PRIu64
-                 " resumes=%" PRIu64 " blocked=%" PRIu64,
+                 " resumes=%" PRIu64 " blocked=%" PRIu64 " shrinks=%" PRIu64,
                  s->up_connected, s->up_batches_sent, s->up_records_sent, s->up_acked_seq, s->up_outbox_rows,
-                 s->up_oldest_unacked_ms, s->up_rejected, s->up_timeouts, s->up_resumes, s->up_send_blocked);
+                 s->up_oldest_unacked_ms, s->up_rejected, s->up_timeouts, s->up_resumes, s->up_send_blocked,
+                 s->up_batch_shrinks);
     if (m->down)
         log_info("stats: down sessions=%" PRIu64 " batches=%" PRIu64 " applied=%" PRIu64 " rejected=%" PRIu64
                  " duplicates=%" PRIu64 " gaps=%" PRIu64 " bad=%" PRIu64 " busy=%" PRIu64 " db_errors=%" PRIu64

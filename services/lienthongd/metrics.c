@@ -46,6 +46,7 @@ char *metrics_render(const lt_daemon_t *d)
     M("up_resumes_total", "counter", "RESUME requests from the parent", s->up_resumes);
     M("up_rewinds_total", "counter", "full resyncs after positions disagreed", s->up_rewinds);
     M("up_send_blocked_total", "counter", "sends refused by ZeroMQ (parent absent or slow)", s->up_send_blocked);
+    M("up_batch_shrinks_total", "counter", "batch bounds halved to suit a slow link", s->up_batch_shrinks);
     M("up_acked_seq", "gauge", "highest sequence acknowledged by the parent", s->up_acked_seq);
     M("up_outbox_rows", "gauge", "rows waiting for an acknowledgement", s->up_outbox_rows);
     M("up_lag_ms", "gauge", "age of the oldest unacknowledged row, -1 when none", s->up_oldest_unacked_ms);

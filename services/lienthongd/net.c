@@ -5,9 +5,25 @@
  * back-off, no linger at shutdown (the outbox, not ZeroMQ, keeps data), and
  * ROUTER_MANDATORY so a reply to a vanished peer fails loudly instead of silently.
  * Links are CURVE-encrypted and authenticated unless security.mode = plaintext.
+ *
+ * Reconnects are spread out: each socket's first reconnect delay is drawn at random
+ * between net.reconnect_min_ms and half as much again (libzmq adds its own jitter and
+ * doubles the delay up to net.reconnect_max_ms), so children cut off together do not
+ * come back in step; a connect attempt that nobody answers (a cable out drops SYNs)
+ * is abandoned after the heartbeat timeout instead of the kernel's two minutes.
+ *
+ * net_tcp_read() lets the link code tell a slow link from a dead one: the kernel's
+ * counters of bytes delivered and received on the connection move on a slow link.
  */
 #include <errno.h>
+#include <linux/sockios.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <zmq.h>
 
@@ -91,9 +107,15 @@ int net_setup_socket(lt_daemon_t *d, void *sock, int type)
         set_int(sock, ZMQ_RCVHWM, c->hwm, "ZMQ_RCVHWM") ||
         set_int(sock, ZMQ_HEARTBEAT_IVL, c->heartbeat_ivl_ms, "ZMQ_HEARTBEAT_IVL") ||
         set_int(sock, ZMQ_HEARTBEAT_TIMEOUT, c->heartbeat_timeout_ms, "ZMQ_HEARTBEAT_TIMEOUT") ||
-        set_int(sock, ZMQ_HEARTBEAT_TTL, c->heartbeat_timeout_ms, "ZMQ_HEARTBEAT_TTL") ||
-        set_int(sock, ZMQ_RECONNECT_IVL, c->reconnect_min_ms, "ZMQ_RECONNECT_IVL") ||
-        set_int(sock, ZMQ_RECONNECT_IVL_MAX, c->reconnect_max_ms, "ZMQ_RECONNECT_IVL_MAX"))
+        set_int(sock, ZMQ_HEARTBEAT_TTL, c->heartbeat_timeout_ms, "ZMQ_HEARTBEAT_TTL"))
+        return -1;
+    /* per-socket jitter on the first reconnect delay; the maximum stays the configured one */
+    int ivl = c->reconnect_min_ms + rand() % (c->reconnect_min_ms / 2 + 1);
+    if (set_int(sock, ZMQ_RECONNECT_IVL, ivl, "ZMQ_RECONNECT_IVL") ||
+        set_int(sock, ZMQ_RECONNECT_IVL_MAX, ivl > c->reconnect_max_ms ? ivl : c->reconnect_max_ms,
+                "ZMQ_RECONNECT_IVL_MAX"))
+        return -1;
+    if (type == ZMQ_DEALER && set_int(sock, ZMQ_CONNECT_TIMEOUT, c->heartbeat_timeout_ms, "ZMQ_CONNECT_TIMEOUT"))
         return -1;
     if (type == ZMQ_ROUTER && set_int(sock, ZMQ_ROUTER_MANDATORY, 1, "ZMQ_ROUTER_MANDATORY"))
         return -1;
@@ -103,6 +125,33 @@ int net_setup_socket(lt_daemon_t *d, void *sock, int type)
         return -1;
     if (c->security_mode == LT_SECURITY_CURVE && setup_curve(c, sock, type) != 0)
         return -1;
+    return 0;
+}
+
+/* The kernel's struct tcp_info (linux/tcp.h, a stable ABI) goes on past the part glibc
+   declares; the byte counters come right after two pacing rates. */
+struct lt_tcp_info {
+    struct tcp_info base;
+    uint64_t pacing_rate, max_pacing_rate, bytes_acked, bytes_received;
+};
+_Static_assert(offsetof(struct lt_tcp_info, bytes_acked) == 120, "struct tcp_info layout");
+
+int net_tcp_read(int fd, net_tcp_t *t)
+{
+    struct lt_tcp_info ti;
+    socklen_t len = sizeof(ti);
+    int proto = 0, outq = 0;
+    socklen_t plen = sizeof(proto);
+
+    if (fd < 0 || getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &proto, &plen) != 0 || proto != IPPROTO_TCP)
+        return -1;
+    memset(&ti, 0, sizeof(ti));
+    if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) != 0 || ti.base.tcpi_state != TCP_ESTABLISHED ||
+        len < sizeof(ti) || ioctl(fd, SIOCOUTQ, &outq) != 0)
+        return -1;
+    t->delivered = ti.bytes_acked;
+    t->received = ti.bytes_received;
+    t->queued = outq > 0 ? (uint64_t)outq : 0;
     return 0;
 }
 

@@ -15,9 +15,28 @@
  *    parent's WELCOME decides where to resume: it knows what it committed.
  *  - The parent ahead of anything this node issued means this database was restored
  *    from a backup: the sequence is moved past the parent's and everything is re-sent.
- *  - In curve mode a socket monitor reports the CURVE handshake: a parent that refuses
- *    this node's key is logged (once per change) and shown as the link's error, rather
- *    than only timing out.
+ *  - A socket monitor reports the connection and, in curve mode, the handshake: a
+ *    parent that refuses this node's key is logged (once per change) and shown as the
+ *    link's error, with the real reason (a refused key, a key mismatch, or a connection
+ *    dropped during the handshake), rather than only timing out.
+ *  - A slow link is not a dead one. While bytes of ours are still on their way and the
+ *    kernel sees them delivered, the parent is not declared silent and the oldest
+ *    batch's acknowledgement timer waits. Batches are bounded by rows and bytes, and
+ *    the bounds adapt to the link (AIMD): cut, down to a floor, when a batch takes
+ *    longer than a heartbeat interval to leave the send queue (to what the link carries
+ *    in half an interval, at least by half) or halved when a timeout fires;
+ *    grown back step by step with every acknowledgement that came without trouble.
+ *    So heartbeats and acknowledgements never wait behind minutes of batch.
+ *  - HELLO costs a database read, so it is sent only over a connection that is up
+ *    (the DEALER is ZMQ_IMMEDIATE): while the parent is unreachable, libzmq's jittered
+ *    reconnect back-off runs and the database is left alone. A HELLO that goes out
+ *    unanswered or refused is retried after an exponential, jittered back-off capped
+ *    at HELLO_BACKOFF_CAP_MS; a new connection gets its HELLO at once.
+ *  - libzmq retries at its minimum delay after a connection it made was dropped during
+ *    the handshake (a proxy in front of a parent that is down accepts and drops; a
+ *    parent refusing the key): from the second such failure in a row the socket is
+ *    disconnected and connected again after an exponential, jittered back-off up to
+ *    net.reconnect_max_ms.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -36,6 +55,13 @@
 #define MAX_INFLIGHT 64
 #define RECV_BURST 64
 #define TICK_MS 100
+/* HELLO retries over a live connection back off up to this (or net.reconnect_max_ms). */
+#define HELLO_BACKOFF_CAP_MS 5000
+/* Batch bounds never shrink below these (nor above the configured ones). */
+#define BATCH_FLOOR_ROWS 16
+#define BATCH_FLOOR_BYTES 4096
+/* Bytes in our send queue beyond what heartbeats and acknowledgements take: a batch. */
+#define QUEUED_BATCH_BYTES 512
 
 typedef enum { UP_WAIT_DB, UP_HELLO, UP_WAIT_WELCOME, UP_CHECKING, UP_STREAMING } up_state_t;
 
@@ -53,17 +79,32 @@ struct upstream {
     uv_timer_t timer;
     up_state_t state;
     int reading, dirty, db_up, hello_info_pending;
+    int read_limit; /* rows asked of the running outbox read */
     uint64_t read_after; /* the position the running outbox read started from */
     uint64_t local_high, local_acked; /* from the database at connect */
     uint64_t welcome_resume;          /* the WELCOME being checked (UP_CHECKING) */
     uint64_t acked, sent_upto;
     inflight_t inflight[MAX_INFLIGHT];
     int n_inflight;
-    uint64_t last_hello_mono, last_rx_mono, last_ping_mono, hello_backoff_ms;
+    uint64_t last_hello_mono, last_rx_mono, last_ping_mono;
+    uint64_t hello_backoff_ms, hello_wait_ms; /* back-off step, and this wait (jittered) */
+    int link_was_down;                        /* no connection at the last HELLO attempt */
     char parent_unit[8];
     char last_error[256];
-    zsock_t *monitor;     /* curve mode: handshake events of zs */
+    zsock_t *monitor;     /* connection and handshake events of zs */
     char auth_error[200]; /* the last handshake failure, until one succeeds */
+    int hs_failures;            /* handshakes failed in a row */
+    uint64_t reconnect_at_mono; /* disconnected after those: connect again at this time */
+    /* the TCP connection to the parent, as the kernel sees it */
+    int link_fd;                     /* from the monitor; -1 when none */
+    net_tcp_t tcp;                   /* counters at the last tick */
+    int tcp_known;                   /* tcp holds a reading of link_fd */
+    uint64_t tx_progress_mono;       /* a batch of ours was still moving out at this time */
+    uint64_t queued_since_mono;      /* a batch has sat in the send queue since; 0 when not */
+    uint64_t queued_delivered;       /* tcp.delivered at queued_since_mono */
+    /* adaptive batch bounds (AIMD), at most the configured ones */
+    int cap_rows, cap_bytes;
+    uint64_t last_shrink_mono;
     lt_batch_writer_t *bw;
     int stopping;
     void (*done)(void *);
@@ -88,18 +129,90 @@ static void set_state(upstream_t *u, up_state_t st, const char *why)
         u->n_inflight = 0;
 }
 
-/* Back to HELLO after a doubt; the next hello waits hello_backoff_ms (doubling). */
+/* The batch bounds in force: the adaptive ones, never above the configured ones
+   (SIGHUP may lower those). */
+static int batch_rows(const upstream_t *u)
+{
+    return u->cap_rows < u->d->cfg->batch_rows ? u->cap_rows : u->d->cfg->batch_rows;
+}
+
+static int batch_bytes(const upstream_t *u)
+{
+    return u->cap_bytes < u->d->cfg->batch_bytes ? u->cap_bytes : u->d->cfg->batch_bytes;
+}
+
+/* Multiplicative decrease: the link could not carry batches this big in time. At
+   least halved; when the link's rate is known (fit > 0: the bytes it carries in half
+   a heartbeat interval), straight down to what fits, rows in proportion. */
+static void batches_shrink(upstream_t *u, const char *why, uint64_t fit)
+{
+    const lt_config_t *cfg = u->d->cfg;
+    int fr = cfg->batch_rows < BATCH_FLOOR_ROWS ? cfg->batch_rows : BATCH_FLOOR_ROWS;
+    int fb = cfg->batch_bytes < BATCH_FLOOR_BYTES ? cfg->batch_bytes : BATCH_FLOOR_BYTES;
+    int rows = batch_rows(u) / 2, bytes = batch_bytes(u) / 2;
+    if (fit && fit < (uint64_t)bytes) {
+        rows = (int)((uint64_t)batch_rows(u) * fit / (uint64_t)batch_bytes(u));
+        bytes = (int)fit;
+    }
+    u->last_shrink_mono = lt_mono_ms();
+    if (rows < fr)
+        rows = fr;
+    if (bytes < fb)
+        bytes = fb;
+    if (rows == batch_rows(u) && bytes == batch_bytes(u))
+        return;
+    u->cap_rows = rows;
+    u->cap_bytes = bytes;
+    u->d->stats.up_batch_shrinks++;
+    log_info("upstream: %s; batches now at most %d rows, %d bytes", why, rows, bytes);
+}
+
+/* Additive increase: a batch was acknowledged without any sign of trouble. */
+static void batches_grow(upstream_t *u)
+{
+    const lt_config_t *cfg = u->d->cfg;
+    int step_r = cfg->batch_rows / 8, step_b = cfg->batch_bytes / 8;
+    if (batch_rows(u) >= cfg->batch_rows && batch_bytes(u) >= cfg->batch_bytes)
+        return;
+    u->cap_rows = batch_rows(u) + (step_r > BATCH_FLOOR_ROWS ? step_r : BATCH_FLOOR_ROWS);
+    u->cap_bytes = batch_bytes(u) + (step_b > BATCH_FLOOR_BYTES ? step_b : BATCH_FLOOR_BYTES);
+    if (batch_rows(u) >= cfg->batch_rows && batch_bytes(u) >= cfg->batch_bytes)
+        log_info("upstream: batches back to their configured bounds (%d rows, %d bytes)", cfg->batch_rows,
+                 cfg->batch_bytes);
+}
+
+/* The next HELLO waits: exponential back-off with jitter ("equal jitter": between
+   half and all of the step), capped so that a healed link is used within seconds. */
+static void hello_backoff(upstream_t *u)
+{
+    const lt_config_t *cfg = u->d->cfg;
+    uint64_t cap = (uint64_t)cfg->reconnect_max_ms < HELLO_BACKOFF_CAP_MS ? (uint64_t)cfg->reconnect_max_ms
+                                                                           : HELLO_BACKOFF_CAP_MS;
+    u->hello_backoff_ms = u->hello_backoff_ms ? u->hello_backoff_ms * 2 : (uint64_t)cfg->reconnect_min_ms;
+    if (u->hello_backoff_ms > cap)
+        u->hello_backoff_ms = cap;
+    u->hello_wait_ms = u->hello_backoff_ms / 2 + (uint64_t)rand() % (u->hello_backoff_ms / 2 + 1);
+    u->last_hello_mono = lt_mono_ms();
+}
+
+/* Back to HELLO after a doubt; the next hello waits (hello_backoff). */
 static void rehello(upstream_t *u, const char *why)
 {
-    snprintf(u->last_error, sizeof(u->last_error), "%s", why);
+    snprintf(u->last_error, sizeof(u->last_error), "%.255s", why);
     set_state(u, u->db_up ? UP_HELLO : UP_WAIT_DB, why);
-    u->last_hello_mono = lt_mono_ms();
-    uint64_t max = (uint64_t)u->d->cfg->reconnect_max_ms;
-    u->hello_backoff_ms = u->hello_backoff_ms ? u->hello_backoff_ms * 2 : (uint64_t)u->d->cfg->reconnect_min_ms;
-    if (u->hello_backoff_ms > max)
-        u->hello_backoff_ms = max;
-    /* jitter: up to a quarter more, so many communes do not retry in step */
-    u->hello_backoff_ms += (uint64_t)rand() % (u->hello_backoff_ms / 4 + 1);
+    hello_backoff(u);
+}
+
+/* Whether a message could go to the parent now: with ZMQ_IMMEDIATE, only over a
+   connection whose handshake is done. */
+static int link_up(upstream_t *u)
+{
+    int events = 0;
+    size_t len = sizeof(events);
+    if (!u->zs || zmq_getsockopt(zsock_handle(u->zs), ZMQ_EVENTS, &events, &len) != 0)
+        return 0;
+    zsock_kick(u->zs);
+    return (events & ZMQ_POLLOUT) != 0;
 }
 
 static int send_frame(upstream_t *u, const msgpack_sbuffer *sb)
@@ -152,12 +265,19 @@ static void on_hello_info(pgconn_t *c, PGresult *res, void *arg)
 
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
+    if (u->state != UP_HELLO) {
+        msgpack_sbuffer_destroy(&sb);
+        return;
+    }
     if (lt_wire_encode_hello(&sb, u->d->cfg->unit, u->d->software, u->local_high, lt_now_ms()) == 0 &&
         send_frame(u, &sb) == 0) {
         u->d->stats.up_hellos++;
         set_state(u, UP_WAIT_WELCOME, NULL);
+        u->last_hello_mono = lt_mono_ms();
+    } else {
+        u->link_was_down = 1; /* the connection went meanwhile: HELLO when it is back */
+        hello_backoff(u);
     }
-    u->last_hello_mono = lt_mono_ms();
     msgpack_sbuffer_destroy(&sb);
 }
 
@@ -315,7 +435,7 @@ static void on_read(pgconn_t *c, PGresult *res, void *arg)
         return;
     lt_batch_begin(u->bw, after);
     uint64_t last = after, last_token = 0;
-    size_t cap = (size_t)u->d->cfg->batch_bytes;
+    size_t cap = (size_t)batch_bytes(u);
     for (int i = 0; i < n && !lt_batch_closed(u->bw); i++) {
         lt_record_t rec;
         if (lt_batch_count(u->bw) > 0 && lt_batch_size(u->bw) + 1024 > cap)
@@ -363,7 +483,7 @@ static void on_read(pgconn_t *c, PGresult *res, void *arg)
         u->d->stats.up_bytes_sent += sb.size;
         log_debug("upstream: sent (%" PRIu64 ", %" PRIu64 "]: %u records, %zu bytes", after, last,
                   lt_batch_count(u->bw), sb.size);
-        if (used < n || n == u->d->cfg->batch_rows)
+        if (used < n || n == u->read_limit)
             u->dirty = 1; /* more waiting */
     } else {
         u->dirty = 1; /* blocked: try again on the next tick */
@@ -380,8 +500,12 @@ static void pump(upstream_t *u)
         return;
     if (u->n_inflight >= u->d->cfg->max_inflight || u->n_inflight >= MAX_INFLIGHT)
         return;
+    /* a batch still waiting in the send queue: the next one would only wait behind it */
+    if (u->n_inflight && u->tcp_known && u->tcp.queued > (uint64_t)batch_bytes(u))
+        return;
+    u->read_limit = batch_rows(u);
     snprintf(p_after, sizeof(p_after), "%" PRIu64, u->sent_upto);
-    snprintf(p_limit, sizeof(p_limit), "%d", u->d->cfg->batch_rows);
+    snprintf(p_limit, sizeof(p_limit), "%d", u->read_limit);
     const char *p[2] = {p_after, p_limit};
     u->dirty = 0;
     u->read_after = u->sent_upto;
@@ -400,7 +524,7 @@ static void on_db_state(pgconn_t *c, int up, void *arg)
     if (up) {
         set_state(u, UP_HELLO, "database up");
         u->last_hello_mono = 0;
-        u->hello_backoff_ms = 0;
+        u->hello_backoff_ms = u->hello_wait_ms = 0;
     } else {
         set_state(u, UP_WAIT_DB, pgconn_error(c));
     }
@@ -527,7 +651,7 @@ static void handle(upstream_t *u, const void *data, size_t len)
         if (u->state != UP_WAIT_WELCOME)
             break;
         snprintf(u->parent_unit, sizeof(u->parent_unit), "%s", msg.u.welcome.unit);
-        u->hello_backoff_ms = 0;
+        u->hello_backoff_ms = u->hello_wait_ms = 0;
         report_meta_position(u); /* the parent then sends the metadata we lack */
         /* Is the parent's position this database's? Positions beyond what this node
            issued or below what it saw confirmed say no; so does a token at that seq
@@ -555,8 +679,12 @@ static void handle(upstream_t *u, const void *data, size_t len)
             break;
         u->acked = upto;
         int k = 0;
-        while (k < u->n_inflight && u->inflight[k].last <= upto)
+        while (k < u->n_inflight && u->inflight[k].last <= upto) {
+            /* went through with no shrink since it was sent, and no batch waiting in the send queue */
+            if (u->inflight[k].sent_mono > u->last_shrink_mono && !u->queued_since_mono)
+                batches_grow(u);
             k++;
+        }
         memmove(u->inflight, u->inflight + k, (size_t)(u->n_inflight - k) * sizeof(inflight_t));
         u->n_inflight -= k;
         if (u->sent_upto < upto)
@@ -582,9 +710,13 @@ static void handle(upstream_t *u, const void *data, size_t len)
         break;
     case LT_MSG_ERROR: {
         char why[300];
-        snprintf(why, sizeof(why), "parent error %u (%s): %s", msg.u.error.code,
-                 lt_wire_error_name(msg.u.error.code), msg.u.error.message);
-        if (msg.u.error.code == LT_WIRE_EBUSY)
+        if (msg.u.error.code == LT_WIRE_EUNAVAILABLE)
+            snprintf(why, sizeof(why), "parent's database unavailable (parent error %u: %s)", msg.u.error.code,
+                     msg.u.error.message);
+        else
+            snprintf(why, sizeof(why), "parent error %u (%s): %s", msg.u.error.code,
+                     lt_wire_error_name(msg.u.error.code), msg.u.error.message);
+        if (msg.u.error.code == LT_WIRE_EBUSY || msg.u.error.code == LT_WIRE_EUNAVAILABLE)
             log_info("upstream: %s", why);
         else
             log_warn("upstream: %s", why);
@@ -627,29 +759,82 @@ static void on_zmq(zsock_t *zs, int events, void *arg)
 
 /* ------------------------------------------------------------ timer */
 
-/* ------------------------------------------------------------ CURVE handshake */
+/* ------------------------------------------------------------ connection and handshake */
 
 #define MONITOR_ENDPOINT "inproc://lienthongd-upstream-monitor"
 
-static void on_handshake(upstream_t *u, unsigned event, uint32_t value)
+/* Why a handshake failed, in words an operator can act on. ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL
+   carries an errno: the connection broke during the handshake (the parent restarting, a
+   proxy or the network dropping it), which says nothing about keys. */
+static void handshake_failure(char *why, size_t n, unsigned event, uint32_t value)
+{
+    if (event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) {
+        snprintf(why, n, "the parent refused this node's key (ZAP status %u): is its public key in the "
+                 "parent's allow-list?", (unsigned)value);
+    } else if (event == ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL) {
+        snprintf(why, n, "the connection to the parent broke during the handshake (%s, errno %u): the parent "
+                 "restarting, or the network or a proxy dropping the connection",
+                 strerror((int)value), (unsigned)value);
+    } else if (value == ZMQ_PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH) {
+        snprintf(why, n, "the parent does not speak CURVE (security mechanism mismatch): is the parent in curve "
+                 "mode?");
+    } else if (value == ZMQ_PROTOCOL_ERROR_ZMTP_CRYPTOGRAPHIC || value == ZMQ_PROTOCOL_ERROR_ZMTP_KEY_EXCHANGE ||
+               (value >= ZMQ_PROTOCOL_ERROR_ZMTP_MALFORMED_COMMAND_UNSPECIFIED &&
+                value <= ZMQ_PROTOCOL_ERROR_ZMTP_MALFORMED_COMMAND_READY)) {
+        snprintf(why, n, "CURVE handshake with the parent failed (protocol error 0x%x): is "
+                 "parent_public_key_file the parent's key?", (unsigned)value);
+    } else {
+        snprintf(why, n, "handshake with the parent failed (protocol error 0x%x)", (unsigned)value);
+    }
+}
+
+static void on_link_event(upstream_t *u, unsigned event, uint32_t value)
 {
     char why[sizeof(u->auth_error)];
-    if (event == ZMQ_EVENT_HANDSHAKE_SUCCEEDED) {
-        if (u->auth_error[0])
-            log_info("upstream: CURVE handshake with the parent succeeded");
-        u->auth_error[0] = '\0';
+    switch (event) {
+    case ZMQ_EVENT_CONNECTED:
+        u->link_fd = (int)value;
+        u->tcp_known = 0;
+        u->queued_since_mono = 0;
         return;
+    case ZMQ_EVENT_DISCONNECTED:
+        if ((int)value != u->link_fd)
+            return;
+        u->link_fd = -1;
+        u->tcp_known = 0;
+        u->queued_since_mono = 0;
+        if (u->state == UP_STREAMING || u->state == UP_WAIT_WELCOME) {
+            /* whatever was queued on that connection is gone: HELLO on the next one */
+            if (u->n_inflight)
+                batches_shrink(u, "the connection dropped with batches in flight", 0);
+            rehello(u, "connection to the parent lost");
+        }
+        return;
+    case ZMQ_EVENT_HANDSHAKE_SUCCEEDED:
+        if (u->auth_error[0])
+            log_info("upstream: handshake with the parent succeeded");
+        u->auth_error[0] = '\0';
+        u->hs_failures = 0;
+        return;
+    default:
+        break;
     }
-    if (event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH)
-        snprintf(why, sizeof(why), "the parent refused this node's key (ZAP status %u): is its public key in the "
-                 "parent's allow-list?", (unsigned)value);
-    else
-        snprintf(why, sizeof(why), "CURVE handshake with the parent failed (%s %u): is parent_public_key_file the "
-                 "parent's key, and is the parent in curve mode?",
-                 event == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL ? "protocol error" : "error", (unsigned)value);
+    handshake_failure(why, sizeof(why), event, value);
     if (strcmp(why, u->auth_error) != 0)
         log_warn("upstream: %s", why);
     snprintf(u->auth_error, sizeof(u->auth_error), "%s", why);
+    /* libzmq would try again at its minimum delay: back off here instead */
+    if (++u->hs_failures >= 2 && !u->reconnect_at_mono && u->zs) {
+        const lt_config_t *cfg = u->d->cfg;
+        int shift = u->hs_failures < 16 ? u->hs_failures : 16;
+        uint64_t step = (uint64_t)cfg->reconnect_min_ms << shift;
+        if (step > (uint64_t)cfg->reconnect_max_ms)
+            step = (uint64_t)cfg->reconnect_max_ms;
+        if (zmq_disconnect(zsock_handle(u->zs), cfg->parent_endpoint) == 0)
+            u->reconnect_at_mono = lt_mono_ms() + step / 2 + (uint64_t)rand() % (step / 2 + 1);
+        else
+            log_debug("upstream: disconnect for back-off: %s", zmq_strerror(errno));
+    }
 }
 
 static void on_monitor(zsock_t *zs, int events, void *arg)
@@ -668,7 +853,7 @@ static void on_monitor(zsock_t *zs, int events, void *arg)
             uint32_t value;
             memcpy(&event, zmq_msg_data(&parts[0]), 2);
             memcpy(&value, (const char *)zmq_msg_data(&parts[0]) + 2, 4);
-            on_handshake(u, event, value);
+            on_link_event(u, event, value);
         }
         for (int k = 0; k < n; k++)
             zmq_msg_close(&parts[k]);
@@ -678,17 +863,53 @@ static void on_monitor(zsock_t *zs, int events, void *arg)
 static int monitor_start(upstream_t *u, void *sock)
 {
     void *pair = NULL;
-    if (zmq_socket_monitor(sock, MONITOR_ENDPOINT, ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH |
+    if (zmq_socket_monitor(sock, MONITOR_ENDPOINT, ZMQ_EVENT_CONNECTED | ZMQ_EVENT_DISCONNECTED |
+                                                       ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH |
                                                        ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
                                                        ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL) != 0 ||
         !(pair = zmq_socket(u->d->zctx, ZMQ_PAIR)) || zmq_connect(pair, MONITOR_ENDPOINT) != 0 ||
         !(u->monitor = zsock_new(u->d->loop, pair, on_monitor, u))) {
-        log_error("upstream: cannot monitor the CURVE handshake: %s", zmq_strerror(errno));
+        log_error("upstream: cannot monitor the connection to the parent: %s", zmq_strerror(errno));
         if (pair)
             zmq_close(pair);
         return -1;
     }
     return 0;
+}
+
+/* Read the kernel's counters of the connection: bytes of ours still moving out mean the
+   link is alive however slow; a batch that sits in the send queue for more than a
+   heartbeat interval means batches are too big for this link. */
+static void link_sample(upstream_t *u, uint64_t now)
+{
+    net_tcp_t t;
+    const lt_config_t *cfg = u->d->cfg;
+    if (u->link_fd < 0 || net_tcp_read(u->link_fd, &t) != 0) {
+        u->tcp_known = 0;
+        u->queued_since_mono = 0;
+        return;
+    }
+    if (u->tcp_known && u->tcp.queued > QUEUED_BATCH_BYTES && t.delivered > u->tcp.delivered)
+        u->tx_progress_mono = now;
+    if (t.queued > QUEUED_BATCH_BYTES && u->n_inflight) {
+        if (!u->queued_since_mono) {
+            u->queued_since_mono = now;
+            u->queued_delivered = t.delivered;
+        } else if (now - u->queued_since_mono > (uint64_t)cfg->heartbeat_ivl_ms &&
+                   now - u->last_shrink_mono > (uint64_t)cfg->heartbeat_ivl_ms) {
+            /* what the link delivered meanwhile: a batch should leave in half a heartbeat interval */
+            uint64_t fit = (t.delivered - u->queued_delivered) * (uint64_t)cfg->heartbeat_ivl_ms / 2 /
+                           (now - u->queued_since_mono);
+            batches_shrink(u, "a batch takes longer than a heartbeat interval to leave the send queue",
+                           fit ? fit : 1);
+            u->queued_since_mono = now;
+            u->queued_delivered = t.delivered;
+        }
+    } else {
+        u->queued_since_mono = 0;
+    }
+    u->tcp = t;
+    u->tcp_known = 1;
 }
 
 static void on_tick(uv_timer_t *t)
@@ -697,25 +918,54 @@ static void on_tick(uv_timer_t *t)
     const lt_config_t *cfg = u->d->cfg;
     uint64_t now = lt_mono_ms();
 
+    if (u->reconnect_at_mono && now >= u->reconnect_at_mono && u->zs) {
+        u->reconnect_at_mono = 0;
+        if (zmq_connect(zsock_handle(u->zs), cfg->parent_endpoint) != 0) {
+            log_error("upstream: cannot connect to the parent at %s again: %s", cfg->parent_endpoint,
+                      zmq_strerror(errno));
+            u->reconnect_at_mono = now + (uint64_t)cfg->reconnect_max_ms;
+        }
+        zsock_kick(u->zs);
+    }
+    link_sample(u, now);
     switch (u->state) {
     case UP_WAIT_DB:
     case UP_CHECKING:
         break;
     case UP_HELLO:
-        if (now - u->last_hello_mono >= u->hello_backoff_ms)
-            send_hello(u);
-        break;
-    case UP_WAIT_WELCOME:
-        if (now - u->last_hello_mono >= (uint64_t)cfg->heartbeat_timeout_ms)
-            rehello(u, "no answer to HELLO");
-        break;
-    case UP_STREAMING:
-        if (u->n_inflight && now - u->inflight[0].sent_mono >= (uint64_t)cfg->ack_timeout_ms) {
-            u->d->stats.up_timeouts++;
-            rehello(u, "no acknowledgement in time");
+        /* no connection: nothing to say HELLO over, and no database read for it */
+        if (!link_up(u)) {
+            u->link_was_down = 1;
             break;
         }
-        if (now - u->last_rx_mono >= (uint64_t)cfg->heartbeat_timeout_ms) {
+        if (u->link_was_down || now - u->last_hello_mono >= u->hello_wait_ms) {
+            u->link_was_down = 0;
+            send_hello(u);
+        }
+        break;
+    case UP_WAIT_WELCOME: {
+        /* the HELLO may be waiting behind a batch that is still moving out */
+        uint64_t since = u->last_hello_mono > u->tx_progress_mono ? u->last_hello_mono : u->tx_progress_mono;
+        if (now - since >= (uint64_t)cfg->heartbeat_timeout_ms)
+            rehello(u, "no answer to HELLO");
+        break;
+    }
+    case UP_STREAMING: {
+        /* a batch still moving out is a sign of life: its ACK, and the PONGs, come after it */
+        uint64_t alive = u->last_rx_mono > u->tx_progress_mono ? u->last_rx_mono : u->tx_progress_mono;
+        if (u->n_inflight) {
+            uint64_t from = u->inflight[0].sent_mono > u->tx_progress_mono ? u->inflight[0].sent_mono
+                                                                           : u->tx_progress_mono;
+            if (now - from >= (uint64_t)cfg->ack_timeout_ms) {
+                u->d->stats.up_timeouts++;
+                batches_shrink(u, "no acknowledgement in time", 0);
+                rehello(u, "no acknowledgement in time");
+                break;
+            }
+        }
+        if (now - alive >= (uint64_t)cfg->heartbeat_timeout_ms) {
+            if (u->n_inflight)
+                batches_shrink(u, "parent silent with batches in flight", 0);
             rehello(u, "parent silent");
             break;
         }
@@ -731,6 +981,7 @@ static void on_tick(uv_timer_t *t)
             u->dirty = 1; /* periodic rescan, in case a notification was missed */
         pump(u);
         break;
+    }
     }
 }
 
@@ -775,6 +1026,9 @@ upstream_t *upstream_new(lt_daemon_t *d)
         return NULL;
     u->d = d;
     u->state = UP_WAIT_DB;
+    u->link_fd = -1;
+    u->cap_rows = d->cfg->batch_rows;
+    u->cap_bytes = d->cfg->batch_bytes;
     u->d->stats.up_oldest_unacked_ms = -1;
     if (!(u->bw = lt_batch_new()))
         goto fail;
@@ -784,7 +1038,7 @@ upstream_t *upstream_new(lt_daemon_t *d)
     pgconn_set_backoff(u->db, (unsigned)d->cfg->reconnect_min_ms, (unsigned)d->cfg->reconnect_max_ms);
     if (!(sock = zmq_socket(d->zctx, ZMQ_DEALER)) || net_setup_socket(d, sock, ZMQ_DEALER) != 0)
         goto fail;
-    if (d->cfg->security_mode == LT_SECURITY_CURVE && monitor_start(u, sock) != 0)
+    if (monitor_start(u, sock) != 0)
         goto fail;
     if (zmq_connect(sock, d->cfg->parent_endpoint) != 0) {
         log_error("cannot connect to the parent at %s: %s", d->cfg->parent_endpoint, zmq_strerror(errno));
