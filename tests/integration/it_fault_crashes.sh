@@ -29,7 +29,7 @@ read -ra c216 <<<"$NETNS_C216"
 
 # Hold the writer lock of UNIT's database for SECONDS (hold_start), so that the next
 # batch apply there stops inside its transaction, after BEGIN and the COPY, waiting in
-# lt.apply_batch; hold_wait waits until one does and prints the applied position of
+# lt.apply_group (or lt.apply_link_batch); hold_wait waits until one does and prints the applied position of
 # UNIT's children at that moment, or returns 1 if no apply came within 5 s.
 hold_start() {
     net_psql "$1" "BEGIN; SELECT lt.writer_lock(); SELECT pg_sleep($2); COMMIT" >/dev/null 2>&1 &
@@ -38,7 +38,8 @@ hold_start() {
 hold_wait() {
     for _ in $(seq 1 100); do
         n=$(net_psql "$1" "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()
-                             AND wait_event_type = 'Lock' AND query LIKE '%apply_batch%'")
+                             AND wait_event_type = 'Lock'
+                             AND (query LIKE '%apply_group%' OR query LIKE '%apply_link_batch%')")
         if [ "${n:-0}" -gt 0 ]; then
             net_psql "$1" "SELECT sum(last_applied_seq) FROM lt.child_link"
             return 0
