@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "log.h"
 
@@ -219,4 +220,42 @@ int zsock_recv_parts(void *sock, zmq_msg_t *parts, int maxparts)
         return -2;
     }
     return n;
+}
+
+zsock_t *zsock_monitor_new(uv_loop_t *loop, void *zctx, void *sock, const char *endpoint, int events,
+                           zsock_cb cb, void *arg)
+{
+    void *pair = NULL;
+    zsock_t *zs = NULL;
+
+    if (zmq_socket_monitor(sock, endpoint, events) != 0 || !(pair = zmq_socket(zctx, ZMQ_PAIR)) ||
+        zmq_connect(pair, endpoint) != 0 || !(zs = zsock_new(loop, pair, cb, arg))) {
+        int err = errno;
+        if (pair)
+            zmq_close(pair);
+        errno = err;
+        return NULL;
+    }
+    return zs;
+}
+
+int zsock_recv_event(void *pair, uint16_t *event, uint32_t *value)
+{
+    zmq_msg_t parts[2];
+    int n, found = 0;
+
+    while (!found && (n = zsock_recv_parts(pair, parts, 2)) != 0) {
+        if (n == -1)
+            break;
+        if (n < 0)
+            continue; /* too many frames: already discarded */
+        if (n == 2 && zmq_msg_size(&parts[0]) == 6) { /* uint16 event, uint32 value */
+            memcpy(event, zmq_msg_data(&parts[0]), 2);
+            memcpy(value, (const char *)zmq_msg_data(&parts[0]) + 2, 4);
+            found = 1;
+        }
+        for (int k = 0; k < n; k++)
+            zmq_msg_close(&parts[k]);
+    }
+    return found;
 }

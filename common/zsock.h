@@ -59,4 +59,15 @@ int zsock_send_parts(void *sock, const void *const *parts, const size_t *lens, i
 int zsock_recv_parts(void *sock, zmq_msg_t *parts, int maxparts)
     __attribute__((warn_unused_result));
 
+/* A socket monitor of sock (zmq_socket_monitor for events, published on the inproc
+   endpoint), read through a PAIR socket of zctx that the returned zsock owns; cb
+   gets its readability. NULL (errno set) on failure, with nothing left open. */
+zsock_t *zsock_monitor_new(uv_loop_t *loop, void *zctx, void *sock, const char *endpoint, int events,
+                           zsock_cb cb, void *arg);
+/* The next event queued on a monitor's PAIR socket. Returns 1 with *event and
+   *value (the fd for connection events, an errno or protocol error for failed
+   handshakes), or 0 when none is queued; frames that are not an event are
+   skipped. */
+int zsock_recv_event(void *pair, uint16_t *event, uint32_t *value) __attribute__((warn_unused_result));
+
 #endif

@@ -505,41 +505,27 @@ static void on_zmq(zsock_t *zs, int events, void *arg)
 static void on_monitor(zsock_t *zs, int events, void *arg)
 {
     downstream_t *s = arg;
-    zmq_msg_t parts[2];
+    uint16_t event;
+    uint32_t value;
 
     if (!(events & ZMQ_POLLIN))
         return;
-    for (int i = 0; i < RECV_BURST; i++) {
-        int n = zsock_recv_parts(zsock_handle(zs), parts, 2);
-        if (n <= 0)
-            break;
-        if (n == 2 && zmq_msg_size(&parts[0]) == 6) { /* uint16 event, uint32 value */
-            uint16_t event;
-            uint32_t value;
-            memcpy(&event, zmq_msg_data(&parts[0]), 2);
-            memcpy(&value, (const char *)zmq_msg_data(&parts[0]) + 2, 4);
-            if (event == ZMQ_EVENT_DISCONNECTED)
-                for (int b = 0; b < SESSION_BUCKETS; b++)
-                    for (session_t *x = s->buckets[b]; x; x = x->next)
-                        if (x->fd == (int)value) {
-                            x->fd = -1;
-                            session_lost(s, x, "connection closed");
-                        }
-        }
-        for (int k = 0; k < n; k++)
-            zmq_msg_close(&parts[k]);
-    }
+    for (int i = 0; i < RECV_BURST && zsock_recv_event(zsock_handle(zs), &event, &value) == 1; i++)
+        if (event == ZMQ_EVENT_DISCONNECTED)
+            for (int b = 0; b < SESSION_BUCKETS; b++)
+                for (session_t *x = s->buckets[b]; x; x = x->next)
+                    if (x->fd == (int)value) {
+                        x->fd = -1;
+                        session_lost(s, x, "connection closed");
+                    }
 }
 
 static int monitor_start(downstream_t *s, void *sock)
 {
-    void *pair = NULL;
-    if (zmq_socket_monitor(sock, MONITOR_ENDPOINT, ZMQ_EVENT_DISCONNECTED) != 0 ||
-        !(pair = zmq_socket(s->d->zctx, ZMQ_PAIR)) || zmq_connect(pair, MONITOR_ENDPOINT) != 0 ||
-        !(s->monitor = zsock_new(s->d->loop, pair, on_monitor, s))) {
+    s->monitor = zsock_monitor_new(s->d->loop, s->d->zctx, sock, MONITOR_ENDPOINT, ZMQ_EVENT_DISCONNECTED,
+                                   on_monitor, s);
+    if (!s->monitor) {
         log_error("cannot monitor the children's connections: %s", zmq_strerror(errno));
-        if (pair)
-            zmq_close(pair);
         return -1;
     }
     return 0;

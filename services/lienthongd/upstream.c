@@ -840,38 +840,24 @@ static void on_link_event(upstream_t *u, unsigned event, uint32_t value)
 static void on_monitor(zsock_t *zs, int events, void *arg)
 {
     upstream_t *u = arg;
-    zmq_msg_t parts[2];
+    uint16_t event;
+    uint32_t value;
 
     if (!(events & ZMQ_POLLIN))
         return;
-    for (int i = 0; i < RECV_BURST; i++) {
-        int n = zsock_recv_parts(zsock_handle(zs), parts, 2);
-        if (n <= 0)
-            break;
-        if (n == 2 && zmq_msg_size(&parts[0]) == 6) { /* uint16 event, uint32 value */
-            uint16_t event;
-            uint32_t value;
-            memcpy(&event, zmq_msg_data(&parts[0]), 2);
-            memcpy(&value, (const char *)zmq_msg_data(&parts[0]) + 2, 4);
-            on_link_event(u, event, value);
-        }
-        for (int k = 0; k < n; k++)
-            zmq_msg_close(&parts[k]);
-    }
+    for (int i = 0; i < RECV_BURST && zsock_recv_event(zsock_handle(zs), &event, &value) == 1; i++)
+        on_link_event(u, event, value);
 }
 
 static int monitor_start(upstream_t *u, void *sock)
 {
-    void *pair = NULL;
-    if (zmq_socket_monitor(sock, MONITOR_ENDPOINT, ZMQ_EVENT_CONNECTED | ZMQ_EVENT_DISCONNECTED |
-                                                       ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH |
-                                                       ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
-                                                       ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL) != 0 ||
-        !(pair = zmq_socket(u->d->zctx, ZMQ_PAIR)) || zmq_connect(pair, MONITOR_ENDPOINT) != 0 ||
-        !(u->monitor = zsock_new(u->d->loop, pair, on_monitor, u))) {
+    u->monitor = zsock_monitor_new(u->d->loop, u->d->zctx, sock, MONITOR_ENDPOINT,
+                                   ZMQ_EVENT_CONNECTED | ZMQ_EVENT_DISCONNECTED | ZMQ_EVENT_HANDSHAKE_SUCCEEDED |
+                                       ZMQ_EVENT_HANDSHAKE_FAILED_AUTH | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
+                                       ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL,
+                                   on_monitor, u);
+    if (!u->monitor) {
         log_error("upstream: cannot monitor the connection to the parent: %s", zmq_strerror(errno));
-        if (pair)
-            zmq_close(pair);
         return -1;
     }
     return 0;

@@ -2,7 +2,8 @@
  * test_zsock.c — zsock on a real libuv loop and real TCP ZeroMQ sockets:
  * bulk traffic both ways through callbacks only (nothing lost, order kept,
  * high-water marks honoured), messages queued before the loop runs (the
- * ZMQ_FD edge-trigger trap), ROUTER_MANDATORY and the multipart helpers.
+ * ZMQ_FD edge-trigger trap), ROUTER_MANDATORY, the multipart helpers and the
+ * connection monitor.
  */
 #include <errno.h>
 #include <stdint.h>
@@ -445,6 +446,79 @@ TEST(recv_parts_too_many_frames_and_next_message_intact)
         zmq_msg_close(&parts[i]);
 
     CHECK_EQ_INT(zmq_close(p.router), 0);
+    CHECK_EQ_INT(zmq_close(p.dealer), 0);
+    CHECK_EQ_INT(zmq_ctx_term(p.ctx), 0);
+}
+
+/* ------------------------------------------------ connection monitor */
+
+typedef struct {
+    void *router;
+    zsock_t *mon;
+    uv_timer_t guard;
+    uint32_t fd_connected, fd_closed;
+    int connected, closed;
+} mon_t;
+
+static void on_mon(zsock_t *zs, int events, void *arg)
+{
+    mon_t *m = arg;
+    uint16_t event;
+    uint32_t value;
+
+    if (!(events & ZMQ_POLLIN))
+        return;
+    while (zsock_recv_event(zsock_handle(zs), &event, &value) == 1) {
+        if (event == ZMQ_EVENT_CONNECTED) {
+            m->connected++;
+            m->fd_connected = value;
+            zmq_close(m->router); /* the peer goes away: the connection ends */
+            m->router = NULL;
+        } else if (event == ZMQ_EVENT_DISCONNECTED && !m->closed++) {
+            m->fd_closed = value;
+            zsock_destroy(&m->mon);
+            uv_close((uv_handle_t *)&m->guard, NULL);
+        }
+    }
+}
+
+static void on_mon_guard(uv_timer_t *t)
+{
+    mon_t *m = t->data;
+    zsock_destroy(&m->mon);
+    uv_close((uv_handle_t *)t, NULL);
+}
+
+TEST(monitor_reports_connect_and_disconnect_with_the_fd)
+{
+    pair_t p;
+    uv_loop_t loop;
+    mon_t m = {0};
+
+    pair_open(&p);
+    /* a dealer of its own, monitored before it connects */
+    CHECK_EQ_INT(zmq_close(p.dealer), 0);
+    p.dealer = zmq_socket(p.ctx, ZMQ_DEALER);
+    CHECK(p.dealer);
+    set_int(p.dealer, ZMQ_LINGER, 0);
+    CHECK_EQ_INT(uv_loop_init(&loop), 0);
+    m.router = p.router;
+    m.mon = zsock_monitor_new(&loop, p.ctx, p.dealer, "inproc://test-monitor",
+                              ZMQ_EVENT_CONNECTED | ZMQ_EVENT_DISCONNECTED, on_mon, &m);
+    CHECK(m.mon != NULL);
+    /* a second monitor on the same endpoint is refused, and leaves nothing open */
+    CHECK(zsock_monitor_new(&loop, p.ctx, p.router, "inproc://test-monitor", ZMQ_EVENT_ALL, on_mon, &m) == NULL);
+    CHECK_EQ_INT(zmq_connect(p.dealer, p.endpoint), 0);
+    uv_timer_init(&loop, &m.guard);
+    m.guard.data = &m;
+    uv_timer_start(&m.guard, on_mon_guard, 5000, 0);
+    CHECK_EQ_INT(uv_run(&loop, UV_RUN_DEFAULT), 0);
+    CHECK(m.connected >= 1);
+    CHECK_EQ_INT(m.closed, 1);
+    CHECK(m.fd_connected == m.fd_closed);
+    CHECK_EQ_INT(uv_loop_close(&loop), 0);
+    if (m.router)
+        zmq_close(m.router);
     CHECK_EQ_INT(zmq_close(p.dealer), 0);
     CHECK_EQ_INT(zmq_ctx_term(p.ctx), 0);
 }
