@@ -88,6 +88,14 @@ if [ ${#failures[@]} -gt 0 ]; then
     echo
     echo "failures:"
     printf '  %s\n' "${failures[@]}"
+    # what each failing integration test said right after its failure (a CI log is
+    # often read from its end)
+    for f in "$log_dir"/it_*.log; do
+        grep -qE '^not ok ' "$f" 2>/dev/null || continue
+        echo
+        echo "details from $(basename "$f" .log):"
+        awk '/^not ok / {n = 60; print; next} /^ok / {n = 0} n > 0 && /^#/ {print; n--}' "$f"
+    done
     echo "logs: $log_dir"
 fi
 echo "$passed passed, $failed failed"

@@ -103,13 +103,17 @@ sleep 15
 netns_load_stop
 t_load=$(netns_now)
 silent0=$(grep -c "parent silent" "$NET_DIR/nodes/$slow.log")
+# Draining through 20 % loss both ways is TCP's retransmission back-off more than ours:
+# 3.3-11.8 s in eight runs here, longer now and then. The bound only separates "drains"
+# from "stuck"; the time is reported, not asserted (make bench measures speed).
 t_from=$t_load drained="drained under the faults"
-if net_wait_converged 30; then
+if net_wait_converged 90; then
     ok "loss and latency: the backlogs (${backlog} rows at ${c216[0]}, ${backlog_slow} at $slow after their cuts) drain through the faulty links ($(netns_since "$t_load") s)"
 else
-    not_ok "loss and latency: the backlogs (${backlog} rows at ${c216[0]}, ${backlog_slow} at $slow after their cuts) drain through the faulty links in 30 s"
+    not_ok "loss and latency: the backlogs (${backlog} rows at ${c216[0]}, ${backlog_slow} at $slow after their cuts) drain through the faulty links in 90 s"
     netns_explain
-    t_from= drained="NOT drained in 30 s under the faults; timed from healing"
+    netns_explain_logs 25
+    t_from= drained="NOT drained in 90 s under the faults; timed from healing"
 fi
 echo "# $slow at 64 kbit/s: $(($(grep -c "parent silent" "$NET_DIR/nodes/$slow.log") - silent0)) times 'parent silent' while draining;" \
     "$(grep -h "stats: up" "$NET_DIR/nodes/$slow.log" | tail -1 | cut -c 26-)"

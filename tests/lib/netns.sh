@@ -442,6 +442,22 @@ netns_scenario_begin() {
 }
 
 # Why a network has not converged: outboxes, and the status of every node with a backlog.
+# netns_explain_logs N: the last N log lines of every node still holding rows and of
+# its parent (what a stuck link said about itself, from both ends)
+netns_explain_logs() {
+    local u p n shown=" "
+    for u in "${NET_NODES[@]}"; do
+        n=$(net_psql "$u" "SELECT count(*) FROM lt.outbox" 2>/dev/null)
+        [ "${n:-0}" = 0 ] && continue
+        for p in "$u" "${NET_PARENT[$u]:-}"; do
+            [ -n "$p" ] && [[ "$shown" != *" $p "* ]] || continue
+            shown="$shown$p "
+            echo "# last lines of $p's log:"
+            tail -"$1" "$NET_DIR/nodes/$p.log" | sed 's/^/#   /'
+        done
+    done
+}
+
 netns_explain() {
     local u n
     for u in "${NET_NODES[@]}"; do
@@ -468,6 +484,7 @@ netns_scenario_end() {
         conv="not in ${NETNS_CONVERGE_S:-150} s"
         not_ok "$name: the network converges"
         netns_explain
+        netns_explain_logs 25
     fi
     local t_checks=$SECONDS
     written=${NETNS_WRITTEN:-$(($(netns_issued) - NETNS_ISSUED0))}
