@@ -84,7 +84,7 @@ wait_streaming() { # every given node's upstream is streaming
 }
 commit_ts() { bpsql "$1" -c "SELECT extract(epoch FROM pg_xact_commit_timestamp('$2'::text::xid))"; }
 reset_parent() {
-    net_psql "$1" "TRUNCATE lt.data_value, lt.rollup_value, lt.outbox, lt.child_link, lt.rejected_delta RESTART IDENTITY"
+    net_psql "$1" "TRUNCATE lt.data_value, lt.rollup_value_below, lt.outbox, lt.child_link, lt.rejected_delta RESTART IDENTITY"
 }
 reset_child() {
     net_psql "$1" "TRUNCATE lt.outbox RESTART IDENTITY; UPDATE lt.upstream SET acked_seq = 0, state = 'idle', last_error = NULL"
@@ -297,7 +297,7 @@ done
 # ---------------------------------------------------------------- figure 4: catch-up
 fig 4 && {
 say "figure 4: catch-up of $F4_ROWS queued deltas, commune $C1 -> district 223"
-net_psql "$C1" "TRUNCATE lt.data_value, lt.rollup_value, lt.outbox RESTART IDENTITY"
+net_psql "$C1" "TRUNCATE lt.data_value, lt.rollup_value_below, lt.outbox RESTART IDENTITY"
 bpsql "$(net_db "$C1")" -v unit="$C1" -v n="$F4_ROWS" -v year=2024 -f "$BENCH/fill.sql" || die "fill"
 for r in $(seq 1 "$RUNS"); do
     net_kill 223

@@ -27,7 +27,7 @@ eq "a correction replaces, not adds (10 -> 12.5)" \
     "$(q 07840 "SELECT total || '/' || n_rows FROM lt.rollup_value WHERE element = 'PARENTS_INF' AND period = '2024Q1'")" "12.5/1"
 q 07840 "SELECT lt.delete_value('07840', 'PARENTS_INF', '2024Q1', '')" >/dev/null
 eq "a tombstone leaves the roll-up" \
-    "$(q 07840 "SELECT total || '/' || n_rows FROM lt.rollup_value WHERE element = 'PARENTS_INF' AND period = '2024Q1'")" "0/0"
+    "$(q 07840 "SELECT coalesce(sum(total), 0) || '/' || coalesce(sum(n_rows), 0) FROM lt.rollup_value WHERE element = 'PARENTS_INF' AND period = '2024Q1'")" "0/0"
 q 07840 "SELECT lt.put_value('07840', 'PARENTS_INF', '2024Q1', '', 3)" >/dev/null
 eq "a value written after its tombstone counts again" \
     "$(q 07840 "SELECT total || '/' || n_rows FROM lt.rollup_value WHERE element = 'PARENTS_INF' AND period = '2024Q1'")" "3/1"
@@ -55,9 +55,13 @@ eq "a status change moves the count; a dropped category leaves" \
     "0:planning=1,2:planning=1"
 eq "personal data stays in its own table" "$(q 07840 "SELECT full_name FROM lt.case_personal")" "Nguyễn Thị A"
 check "verify: consistent" net_lt 07840 verify
-q 07840 "UPDATE lt.rollup_value SET total = total + 1 WHERE period = '2024Q2'"
-if net_lt 07840 verify >/dev/null; then not_ok "verify detects a tampered roll-up"; else ok "verify detects a tampered roll-up (exit 1)"; fi
-q 07840 "UPDATE lt.rollup_value SET total = total - 1 WHERE period = '2024Q2'"
+# a unit's own row is its roll-up's own part: not stored twice (0012), so a stored
+# copy of it is an error verify must see
+eq "the commune's roll-up of its own rows is not stored a second time" \
+    "$(q 07840 "SELECT count(*) FROM lt.rollup_value_below")" 0
+q 07840 "INSERT INTO lt.rollup_value_below VALUES ('07840', 'PARENTS_INF', '2024Q2', '', 5, 1, now())"
+if net_lt 07840 verify >/dev/null; then not_ok "verify detects a roll-up row counting the commune's own row twice"; else ok "verify detects a roll-up row counting the commune's own row twice (exit 1)"; fi
+q 07840 "TRUNCATE lt.rollup_value_below"
 
 # --- at the province: batches staged and applied by hand, as the daemon does
 apply_rows() { # apply_rows CHILD PREV LAST "VALUES (...), (...)"
@@ -113,4 +117,30 @@ eq "... each child's position is that of its last applied batch" \
 eq "... the refused record is kept, for its child" \
     "$(q 24 "SELECT child_unit || ':' || seq || ':' || code FROM lt.rejected_delta WHERE record ->> 'element' = 'NO_SUCH'")" "07840:3:6"
 check "verify at the province: consistent" net_lt 24 verify
+q 24 "UPDATE lt.rollup_value_below SET total = total + 1 WHERE unit_code = '24' AND period = '2024Q1'"
+if net_lt 24 verify >/dev/null; then not_ok "verify detects a tampered roll-up"; else ok "verify detects a tampered roll-up (exit 1)"; fi
+q 24 "UPDATE lt.rollup_value_below SET total = total - 1 WHERE unit_code = '24' AND period = '2024Q1'"
+
+# --- upgrade: a database made before 0012 stored each unit's own rows in its roll-up
+# too; the migration keeps what came from below and the roll-ups read the same
+old_schema=$NET_DIR/schema-0011
+cp -r "$LT_ROOT/schemas" "$old_schema"
+find "$old_schema/migrations" -name '*.sql' | awk -F/ '$NF >= "0012"' | xargs rm -f
+LT_SCHEMA_DIR=$old_schema net_node 223 ""
+q 223 "SELECT lt.put_value('223', 'PARENTS_INF', '2024Q1', '', 7); SELECT lt.put_value('223', 'PARENTS_INF', '2024Q2', '', 2.50)" >/dev/null
+net_psql 223 "SELECT lt.create_staging();
+    INSERT INTO pg_temp.stage_value (seq, unit_code, element, period, disagg, value, version, changed_at) VALUES
+        (1, '07840', 'PARENTS_INF', '2024Q1', '', 10, 1, now()), (2, '07840', 'PARENTS_INF', '2024Q2', '', 1, 1, now());
+    SELECT count(*) FROM lt.apply_batch('07840', 0, 2)" >/dev/null
+rv="SELECT string_agg(unit_code || '/' || period || '=' || total || '/' || n_rows, ',' ORDER BY unit_code, period) FROM lt.rollup_value WHERE n_rows > 0"
+before=$(q 223 "$rv")
+eq "before 0012: the stored roll-ups count each unit's own row as well" \
+    "$(q 223 "SELECT count(*) FROM lt.rollup_value WHERE unit_code = '07840'")" 2
+out=$(net_lt 223 migrate 2>&1)
+check "migrate applies 0012_rollup_below ($(grep -c "applied migration" <<<"$out") applied)" grep -q "0012_rollup_below" <<<"$out"
+eq "after 0012 the roll-ups read the same ($before)" "$(q 223 "$rv")" "$before"
+eq "after 0012 only what comes from below is stored (07840's rows in 223's sums)" \
+    "$(q 223 "SELECT string_agg(unit_code || '/' || period || '=' || total, ',' ORDER BY unit_code, period) FROM lt.rollup_value_below")" \
+    "223/2024Q1=10,223/2024Q2=1"
+check "verify after the upgrade: consistent" net_lt 223 verify
 check_done

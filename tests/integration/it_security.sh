@@ -262,7 +262,7 @@ check "the daemon's role cannot read lt.case_personal at the commune" denied "$d
 check "the daemon's role cannot read leaf rows directly" denied "$d223" 223 "SELECT count(*) FROM lt.data_value"
 check "the daemon's role cannot insert leaf rows directly" denied "$d223" 223 \
     "INSERT INTO lt.data_value (unit_code, element, period, value, version, changed_at) VALUES ('$c2', 'PARENTS_INF', '2024', 1, 1, now())"
-check "the daemon's role cannot update roll-ups directly" denied "$d223" 223 "UPDATE lt.rollup_value SET total = 0"
+check "the daemon's role cannot update roll-ups directly" denied "$d223" 223 "UPDATE lt.rollup_value_below SET total = 0"
 check "the daemon's role cannot update cases directly" denied "$d223" 223 "UPDATE lt.case_record SET status = 'closed'"
 check "the daemon's role cannot write local data (lt.put_value)" denied "$d1" "$c1" \
     "SELECT lt.put_value('$c1', 'PARENTS_INF', '2024', '', 1)"
@@ -275,7 +275,7 @@ check "control: the reader may run verify" allowed ltr 223 "SELECT count(*) FROM
 check "the reader cannot read lt.case_personal" denied ltr "$c1" "SELECT count(*) FROM lt.case_personal"
 check "the reader cannot insert leaf rows" denied ltr 223 \
     "INSERT INTO lt.data_value (unit_code, element, period, value, version, changed_at) VALUES ('$c2', 'PARENTS_INF', '2024', 1, 1, now())"
-check "the reader cannot update roll-ups" denied ltr 223 "UPDATE lt.rollup_value SET total = 0"
+check "the reader cannot update roll-ups" denied ltr 223 "UPDATE lt.rollup_value_below SET total = 0"
 check "the reader cannot delete link state" denied ltr 223 "DELETE FROM lt.child_link"
 check "the reader cannot write through lt.put_value" denied ltr "$c1" "SELECT lt.put_value('$c1', 'PARENTS_INF', '2024', '', 1)"
 check "the reader cannot apply batches" denied ltr 223 "SELECT * FROM lt.apply_batch('$c2', 0, 1)"
