@@ -81,6 +81,7 @@ struct applier {
     job_t *head, *tail, *current;
     size_t queue_bytes, queue_len;
     int db_up;
+    int stopping; /* applier_stop: the links are closing, nobody is told anything */
 };
 
 /* ------------------------------------------------------------ formatting */
@@ -761,8 +762,9 @@ static void drop_all(applier_t *a, job_t *first)
     job_t *j = first;
     while (j) {
         job_t *next_member = j->member_next;
-        send_error(a, j, LT_WIRE_EUNAVAILABLE, "the node's database is unavailable; retry later");
-        if (j->kind == JOB_HELLO && a->hooks.welcomed)
+        if (!a->stopping)
+            send_error(a, j, LT_WIRE_EUNAVAILABLE, "the node's database is unavailable; retry later");
+        if (!a->stopping && j->kind == JOB_HELLO && a->hooks.welcomed)
             a->hooks.welcomed(a->hooks.arg, j->rid, j->rid_len, j->unit, 0);
         job_free(j);
         j = next_member ? next_member : pop(a);
@@ -851,6 +853,15 @@ static void finish(applier_t *a, job_t *j)
 
     a->current = NULL;
     st->apply_ns_total += (lt_mono_ms() - j->t0) * 1000000u;
+    if (j->db_lost && a->stopping) {
+        /* the connection was closed on purpose: the transaction rolls back, no ACK
+           went out, and the children send the same batches after the restart */
+        log_info("child %s: stopping; the %s in progress is abandoned (rolled back, not acknowledged)%s",
+                 j->unit, j->kind == JOB_HELLO ? "hello" : "apply",
+                 a->queue_len + (size_t)j->n_members > 1 ? ", and so is the queue" : "");
+        drop_all(a, j);
+        return;
+    }
     if (j->db_lost) {
         st->down_db_errors++;
         log_warn("child %s: database connection lost during %s; dropping %zu queued jobs", j->unit,
@@ -965,6 +976,12 @@ applier_t *applier_new(lt_daemon_t *d, pgconn_t *db, const applier_hooks_t *hook
     a->db = db;
     a->hooks = *hooks;
     return a;
+}
+
+void applier_stop(applier_t *a)
+{
+    if (a)
+        a->stopping = 1;
 }
 
 void applier_destroy(applier_t **a_p)

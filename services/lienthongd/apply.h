@@ -28,6 +28,9 @@ typedef struct {
 } applier_hooks_t;
 
 applier_t *applier_new(lt_daemon_t *d, pgconn_t *db, const applier_hooks_t *hooks);
+/* The owner is stopping and is about to close the database connection: the job in
+   progress and the queue are then abandoned quietly (logged once, nothing sent). */
+void applier_stop(applier_t *a);
 void applier_destroy(applier_t **a_p);
 
 /* Queue a HELLO from `unit` (already authenticated by the caller). While the database

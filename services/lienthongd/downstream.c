@@ -688,6 +688,7 @@ void downstream_stop(downstream_t *s, void (*done)(void *arg), void *arg)
     zap_destroy(&s->zap);
     /* The batch being applied is abandoned: its transaction rolls back when the
        connection closes, no ACK was sent, and the child sends it again. */
+    applier_stop(s->applier);
     pgconn_destroy(&s->db);
     applier_destroy(&s->applier);
     uv_timer_stop(&s->timer);

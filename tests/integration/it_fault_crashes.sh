@@ -93,6 +93,11 @@ if hold_wait 216 >/dev/null; then
     tail -3 "$NET_DIR/nodes/216.log" | grep -q "stopped" && logged=yes
     check "kill -9: SIGTERM in the middle of a batch apply stops 216 cleanly (in $ms ms, logged: $logged)" \
         test "$ms" != stuck -a "$logged" = yes
+    # and says what it did: the apply abandoned on purpose, not a database failure
+    stop_log=$(tac "$NET_DIR/nodes/216.log" | sed '/got SIGTERM/q' | tac)
+    grep "abandoned" <<<"$stop_log" | head -1 | cut -c 26- | sed 's/^/# /'
+    check "kill -9: 216's log says the apply was abandoned by the stop, not that its database was lost" \
+        bash -c 'grep -q "abandoned" <<<"$1" && ! grep -q "database connection lost" <<<"$1"' _ "$stop_log"
     net_start 216
 else
     wait "$HOLDER"
