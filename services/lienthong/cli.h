@@ -53,6 +53,7 @@ int cmd_status(cli_t *cli);
 int cmd_verify(cli_t *cli);
 int cmd_digest(cli_t *cli);
 int cmd_rollup(cli_t *cli);
+int cmd_held(cli_t *cli);
 int cmd_generate(cli_t *cli);
 int cmd_show_config(cli_t *cli);
 int cmd_keygen(cli_t *cli);
@@ -61,8 +62,9 @@ int cmd_report(cli_t *cli);
 int cmd_completeness(cli_t *cli);
 int cmd_submit(cli_t *cli);
 int cmd_decide(cli_t *cli);
-/* A query result as an aligned text table (cmd_report.c). */
+/* A query result as an aligned text table, or as CSV with a header (cmd_report.c). */
 void report_print_table(PGresult *r, FILE *out);
+void report_print_csv(PGresult *r, FILE *out);
 
 /* Migrations: apply every schemas/migrations/NNNN_*.sql not yet applied, in order,
    each in its own transaction. Returns the number applied, or -1. */

@@ -1,7 +1,8 @@
 /*
  * cmd_ops.c — what an operator asks a node: status of its links, verify (roll-ups
  * equal a from-scratch recomputation), digests of a subtree's leaf rows, the
- * roll-ups themselves, and the effective configuration.
+ * roll-ups themselves, the rows a full resync set aside (held), and the effective
+ * configuration.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -224,5 +225,70 @@ int cmd_show_config(cli_t *cli)
         return 2;
     }
     lt_config_dump(&cli->cfg, stdout);
+    return 0;
+}
+
+/* Rows a full resync set aside (0009): the operator's way from "N rows set aside" in
+   `status` to the rows themselves, and for values a file the unit can re-enter with
+   `lienthong import` after review. Only holds with an outcome are listed (a resync
+   under way has not decided yet); --csv keeps each key's latest hold, and only where
+   what this node holds now differs from it (a key re-entered since is done). */
+int cmd_held(cli_t *cli)
+{
+    const char *unit = cli_opt(cli, "--unit");
+    int csv = cli_flag(cli, "--csv");
+    PGconn *db;
+    PGresult *r;
+
+    if (csv && !unit) {
+        fprintf(stderr, "lienthong: held --csv needs --unit U: an import file is for one unit\n");
+        return 2;
+    }
+    if (!(db = cli_connect(cli)))
+        return 2;
+    const char *p[1] = {unit ? unit : ""};
+    if (csv) {
+        r = cli_query(db,
+                      "SELECT h.held_row ->> 'element' AS element, h.held_row ->> 'period' AS period, "
+                      "       h.held_row ->> 'disagg' AS disagg, h.held_row ->> 'value' AS value "
+                      "  FROM (SELECT DISTINCT ON (h.key) h.* FROM lt.resync_held h "
+                      "         WHERE h.kind = 'value' AND h.unit_code = $1 AND h.outcome IS NOT NULL "
+                      "         ORDER BY h.key, h.held_at DESC, h.id DESC) h "
+                      "  LEFT JOIN lt.data_value d ON d.unit_code = h.unit_code "
+                      "       AND d.element = h.held_row ->> 'element' AND d.period = h.held_row ->> 'period' "
+                      "       AND d.disagg = h.held_row ->> 'disagg' "
+                      " WHERE h.held_row ->> 'value' IS NOT NULL "
+                      "   AND d.value IS DISTINCT FROM (h.held_row ->> 'value')::numeric "
+                      " ORDER BY 1, 2, 3",
+                      1, p);
+        if (r)
+            report_print_csv(r, stdout);
+    } else {
+        r = cli_query(db,
+                      "SELECT to_char(h.held_at, 'YYYY-MM-DD HH24:MI:SS') AS held_at, h.child_unit AS via, "
+                      "       h.resync_unit, h.outcome, h.kind, h.unit_code AS unit, h.key, h.version AS held_version, "
+                      "       coalesce(h.held_row ->> 'value', h.held_row ->> 'status', '') AS held, "
+                      "       coalesce(CASE h.kind WHEN 'value' THEN d.version ELSE c.version END::text, '-') "
+                      "         AS version_here_now "
+                      "  FROM lt.resync_held h "
+                      "  LEFT JOIN lt.data_value d ON h.kind = 'value' AND d.unit_code = h.unit_code "
+                      "       AND d.element = h.held_row ->> 'element' AND d.period = h.held_row ->> 'period' "
+                      "       AND d.disagg = h.held_row ->> 'disagg' "
+                      "  LEFT JOIN lt.case_record c ON h.kind = 'case' AND c.case_id::text = h.key "
+                      " WHERE h.outcome IS NOT NULL AND ($1 = '' OR h.unit_code = $1) "
+                      " ORDER BY h.held_at, h.unit_code, h.kind, h.key",
+                      1, p);
+        if (r) {
+            printf("rows set aside by full resyncs%s%s\n", unit ? " of unit " : "", unit ? unit : "");
+            if (PQntuples(r) == 0)
+                printf("  (none)\n");
+            else
+                print_table(r, stdout);
+        }
+    }
+    PQfinish(db);
+    if (!r)
+        return 2;
+    PQclear(r);
     return 0;
 }

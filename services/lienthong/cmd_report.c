@@ -206,6 +206,11 @@ static void print_machine(PGresult *r, int fmt, const char *raw, FILE *out)
     fputs("]\n", out);
 }
 
+void report_print_csv(PGresult *r, FILE *out)
+{
+    print_machine(r, FMT_CSV, "", out);
+}
+
 static int parse_format(cli_t *cli)
 {
     const char *f = cli_opt(cli, "--format");

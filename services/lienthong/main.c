@@ -34,6 +34,9 @@ static const cli_command_t commands[] = {
      "row counts and a digest of the leaf rows of UNIT's subtree (compare parent and child)"},
     {"rollup", cmd_rollup, "rollup -c CONF [--period P] [--element E] [--depth N]",
      "print this node's roll-ups per unit of its subtree"},
+    {"held", cmd_held, "held -c CONF [--unit U] [--csv]",
+     "rows a restored unit's full resync set aside here (missing there, or older there); with --csv, "
+     "U's lost values as an import file (element,period,disagg,value) for U to review and re-enter"},
     {"generate", cmd_generate, "generate -c CONF [--seed N] [--year Y] [--months N] [--cases N]",
      "write realistic synthetic data at a commune (values and cases)"},
     {"show-config", cmd_show_config, "show-config -c CONF", "print the effective configuration"},

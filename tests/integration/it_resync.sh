@@ -106,4 +106,26 @@ echo "# province: set aside $missing"
 audit=$(net_psql 24 "SELECT count(*) FROM lt.audit WHERE action = 'set aside'")
 [ "$audit" -gt 0 ]
 ok_if "the province's audit trail records each row it set aside ($audit)" $?
+
+# from "set aside" back to the commune: the district's operator lists the rows and
+# exports ra's lost values as an import file; ra's officer re-enters them
+listed=$(net_lt 223 held --unit "$ra" | grep -c " $ra ")
+held=$(net_psql 223 "SELECT count(*) FROM lt.resync_held WHERE unit_code = '$ra' AND outcome IS NOT NULL")
+check "lienthong held at 223 lists every row set aside for $ra ($listed of $held)" eq listed "$listed" "$held"
+net_lt 223 held --unit "$ra" --csv >"$NET_DIR/$ra.held.csv"
+n_csv=$(($(wc -l <"$NET_DIR/$ra.held.csv") - 1))
+echo "# $ra's lost values as an import file: $n_csv rows; $(head -1 "$NET_DIR/$ra.held.csv")"
+check "the export is an import file (header element,period,disagg,value)" \
+    eq header "$(head -1 "$NET_DIR/$ra.held.csv")" "element,period,disagg,value"
+check "the export holds the value written after the backup and lost by the restore (PARENTS_INF 2024Q4 777)" \
+    grep -qx "PARENTS_INF,2024Q4,,777" "$NET_DIR/$ra.held.csv"
+check "the export holds more than that one row ($n_csv rows)" test "$n_csv" -gt 1
+check "$ra re-enters them with lienthong import" net_lt "$ra" import "$NET_DIR/$ra.held.csv"
+check "the network converges after the re-entry" net_wait_converged 30
+check "at the province, $ra's PARENTS_INF 2024Q4 is 777 again" \
+    eq reentered "$(net_psql 24 "SELECT value FROM lt.data_value WHERE unit_code = '$ra' AND element = 'PARENTS_INF' AND period = '2024Q4' AND disagg = ''")" 777
+check "nothing of $ra is left to re-enter (the export is only its header)" \
+    eq left "$(net_lt 223 held --unit "$ra" --csv | wc -l)" 1
+check "province roll-ups equal the ground truth after the re-entry" net_ground_truth 24
+check "held --csv without --unit is refused (exit 2)" eq usage "$(net_lt 223 held --csv >/dev/null 2>&1; echo $?)" 2
 check_done
