@@ -14,6 +14,11 @@ lt() { "$LT_BIN/lienthong" "$@"; }
 
 out=$(lt init -c "$conf" --units vn2025 2>&1)
 check "init twice is harmless ($out)" grep -q "node 07621" <<<"$out"
+# the planner knows the tree init just built (0013): analysed by the rebuild itself
+analysed=$(net_psql 07621 "SELECT count(*) FROM pg_stat_user_tables
+                            WHERE relid IN ('lt.unit'::regclass, 'lt.unit_ancestor'::regclass, 'lt.rollup_path'::regclass)
+                              AND last_analyze IS NOT NULL")
+check "init leaves the unit tree's tables analysed ($analysed of 3)" test "$analysed" = 3
 out=$(lt migrate -c "$conf" 2>&1)
 check "migrate on an up-to-date schema applies nothing" grep -q "0 migrations applied" <<<"$out"
 sed 's/^unit = 07621/unit = 07624/' "$conf" >"$NET_DIR/other.conf"
