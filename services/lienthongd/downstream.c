@@ -404,6 +404,9 @@ static void handle(downstream_t *s, const uint8_t *rid, size_t rid_len, const vo
     case LT_MSG_BATCH:
         if (!x->welcomed) {
             st->down_bad_messages++;
+            /* usually a batch still in flight when the child's session was reset */
+            log_info("child %s: batch (seq %" PRIu64 "..%" PRIu64 "] outside a session; answered NO_SESSION",
+                     x->unit, msg.u.batch.prev_seq, msg.u.batch.last_seq);
             send_error(s, rid, rid_len, LT_WIRE_ENO_SESSION, "no session: send HELLO first");
             break;
         }

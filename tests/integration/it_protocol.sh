@@ -154,6 +154,7 @@ check "5. the good records of the same batch were applied" \
 check "5. the link keeps working: the next batch is acked" eq ack "$(nth 10)" "ack 10 1 0"
 
 # ---------------------------------------------------------------- 6: sessions
+ns_before=$(log_has "outside a session")
 peer <<'EOF'
 hello 00001 0
 value 11 07840 CHILDREN_INF 202403 - 1 10
@@ -165,6 +166,8 @@ EOF
 check "6. HELLO as 00001 (not a child of 223) is refused with ERROR 7" grep -q '^error 7 ' <<<"$(nth 1)"
 check "6. a batch after a refused HELLO gets ERROR 9 (no session)" grep -q '^error 9 ' <<<"$(nth 3)"
 check "6. a batch on a fresh connection without HELLO gets ERROR 9" grep -q '^error 9 ' <<<"$(nth 6)"
+check "6. both batches outside a session are logged ($(($(log_has "outside a session") - ns_before)) lines)" \
+    test $(($(log_has "outside a session") - ns_before)) -eq 2
 check "6. neither batch was applied (position still 10, no 202403 row)" \
     eq state "$(link last_applied_seq) $(value_of 07840 CHILDREN_INF 202403)" "10 "
 check "6. the refused HELLO created no link for 00001" \
