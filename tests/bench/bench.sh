@@ -31,11 +31,13 @@ QUICK=${BENCH_QUICK:-0}
 if [ "$QUICK" = 1 ]; then
     RUNS=${BENCH_RUNS:-1}
     F1_ROWS=20000  F2_DISTRICTS=2 F2_COMMUNES=2 F2_RATE=2 F2_SECONDS=8
+    F2N_MIDS=4     F2N_COMMUNES=200 F2N_SECONDS=8
     F3_SECONDS=5   F3_DRAIN=15    F3_BACKLOG=100
     F4_ROWS=50000
 else
     RUNS=${BENCH_RUNS:-3}
     F1_ROWS=200000 F2_DISTRICTS=4 F2_COMMUNES=6 F2_RATE=2 F2_SECONDS=30
+    F2N_MIDS=34    F2N_COMMUNES=3321 F2N_SECONDS=30
     F3_SECONDS=10  F3_DRAIN=20    F3_BACKLOG=1000
     F4_ROWS=1000000
 fi
@@ -118,6 +120,7 @@ P2=27
 F2_DIST=$(awk -F, -v p=$P2 'NR > 1 && $1 == p {print $4}' "$LT_ROOT/schemas/units/vn_pre2025_3level_20250301.csv" |
     sort -u | head -"$F2_DISTRICTS")
 F2_COMM=()
+F2N_MID=()
 net_node $P2 "" || die "node $P2"
 for d in $F2_DIST; do
     net_node "$d" $P2 || die "node $d"
@@ -254,6 +257,71 @@ for c in "${F2_COMM[@]}"; do kb "$(net_pid "$c")" VmHWM; done | sort -g | tail -
 for u in $P2 $F2_DIST "${F2_COMM[@]}"; do net_kill "$u"; done
 }
 
+# ---------------------------------------------------------------- figure 2, nationwide
+# Three tiers at the country's scale: F2N_COMMUNES simulated communes (ltsim, the real
+# protocol, 1 delta/s each) under F2N_MIDS real middle daemons under one real top
+# daemon, every node with its own database, all on this machine. No real geography
+# has that shape, so the tree is the benchmark's own, written into every node's unit
+# table: top 92, middle nodes with 2024 district codes (made valid from 2025), and the
+# 2025 communes dealt round-robin among them. Freshness is from a record's making at
+# the simulated commune (which has no database) to its commit at the top (commit
+# timestamps; ltsim --dump gives the making times). Plaintext links.
+fig 2 && [ "${BENCH_NATION:-1}" = 1 ] && {
+F2N_TOP=92
+mapfile -t F2N_MID < <(awk -F, 'NR > 1 && ($1 == "01" || $1 == "02") {print $4}' \
+    "$LT_ROOT/schemas/units/vn_pre2025_3level_20250301.csv" | sort -u | head -"$F2N_MIDS")
+say "figure 2 (nationwide): $F2N_COMMUNES simulated communes under ${#F2N_MID[@]} middle daemons under top $F2N_TOP, 1 delta/s each for $F2N_SECONDS s"
+NET_SECURITY=plaintext NET_UNITS=all
+net_node $F2N_TOP "" || die "node $F2N_TOP"
+for m in "${F2N_MID[@]}"; do net_node "$m" $F2N_TOP || die "node $m"; done
+awk -F, 'NR > 1 {print $1}' "$LT_ROOT/schemas/units/vn_2025_communes.csv" | head -"$F2N_COMMUNES" |
+    awk -v mids="${F2N_MID[*]}" 'BEGIN {n = split(mids, m, " ")} {print $1 "\t" m[(NR - 1) % n + 1]}' >"$NET_DIR/f2n_tree.tsv"
+for m in "${F2N_MID[@]}"; do awk -v m="$m" '$2 == m {print $1}' "$NET_DIR/f2n_tree.tsv" >"$NET_DIR/f2n_units_$m"; done
+for u in $F2N_TOP "${F2N_MID[@]}"; do
+    bpsql "$(net_db "$u")" -c "CREATE TEMP TABLE bt (code text, parent text)" \
+        -c "\\copy bt FROM '$NET_DIR/f2n_tree.tsv'" \
+        -c "UPDATE lt.unit SET parent_code = '$F2N_TOP', valid_to = 'infinity'
+             WHERE level = 'district' AND code IN (SELECT DISTINCT parent FROM bt)" \
+        -c "UPDATE lt.unit u SET parent_code = bt.parent FROM bt
+             WHERE u.code = bt.code AND u.level = 'commune' AND u.valid_from >= '2025-07-01'" \
+        -c "SELECT lt.rebuild_unit_tree()" >/dev/null || die "bench tree at $u"
+done
+for u in $F2N_TOP "${F2N_MID[@]}"; do net_start "$u"; done
+wait_streaming "${F2N_MID[@]}"
+for r in $(seq 1 "$RUNS"); do
+    checkpoint
+    pids=()
+    for m in "${F2N_MID[@]}"; do
+        "$SIM" run "$(net_endpoint "$m")" "$NET_DIR/f2n_units_$m" --rate 1 --seconds "$F2N_SECONDS" --drain 60 \
+            --period 202508 --tag "n$r" --dump "$NET_DIR/f2n_made_$m.$r" >"$NET_DIR/f2n_$m.$r.json" 2>>"$NET_DIR/ltsim.log" &
+        pids+=($!)
+    done
+    SIM_PIDS=("${pids[@]}")
+    for p in "${pids[@]}"; do wait "$p"; done
+    SIM_PIDS=()
+    made=$(cat "$NET_DIR"/f2n_*."$r".json | jq -s 'map(.made) | add')
+    hop1_p99=$(cat "$NET_DIR"/f2n_*."$r".json | jq -s 'map(.lat_p99_ms) | max')
+    "$SIM" wait "$(node_conn $F2N_TOP)" "SELECT count(*) FROM lt.data_value WHERE disagg LIKE 'n$r=%'" "$made" 120 >/dev/null \
+        || say "  not every record reached the top"
+    cat "$NET_DIR"/f2n_made_*."$r" >"$NET_DIR/f2n_written.tsv"
+    net_psql $F2N_TOP "COPY (SELECT unit_code, disagg, extract(epoch FROM pg_xact_commit_timestamp(xmin)) FROM lt.data_value
+                            WHERE disagg LIKE 'n$r=%') TO STDOUT" >"$NET_DIR/f2n_seen.tsv"
+    IFS='|' read -r n missing p50 p99 mx < <(bpsql postgres -v written="$NET_DIR/f2n_written.tsv" \
+        -v seen="$NET_DIR/f2n_seen.tsv" -f "$BENCH/freshness.sql")
+    rss_mid=$(for m in "${F2N_MID[@]}"; do kb "$(net_pid "$m")" VmHWM; done | sort -g | tail -1)
+    rec f2n_rate "$(calc "$made / $F2N_SECONDS" 1)"
+    rec f2n_p50 "$p50"
+    rec f2n_p99 "$p99"
+    rec f2n_max "$mx"
+    rec f2n_missing "$missing"
+    rec f2n_hop1_p99 "$hop1_p99"
+    rec f2n_top_hwm "$(kb "$(net_pid $F2N_TOP)" VmHWM)"
+    rec f2n_mid_hwm "$rss_mid"
+    say "  run $r: $n records at the top of $made made, p50 $p50 ms, p99 $p99 ms, max $mx ms, $missing missing; first hop p99 (worst middle node) $hop1_p99 ms; peak RSS top $(kb "$(net_pid $F2N_TOP)" VmHWM) kB, middle $rss_mid kB"
+done
+for u in $F2N_TOP "${F2N_MID[@]}"; do net_kill "$u"; done
+}
+
 # ---------------------------------------------------------------- figure 3: one parent, many communes
 f3_case() { # f3_case NODE LABEL SECURITY MODE: one run of ltsim against a fresh parent daemon
     local node=$1 label=$2 sec=$3 mode=$4 pid j units=$NET_DIR/units_$1 args=()
@@ -348,6 +416,10 @@ jq -n \
     --argjson f2_communes "${#F2_COMM[@]}" --argjson f2_rate "$(med f2_rate)" \
     --argjson f2_p50 "$(med f2_p50)" --argjson f2_p99 "$(med f2_p99)" --argjson f2_max "$(med f2_max)" \
     --argjson f2_missing "$(med f2_missing)" \
+    --argjson f2n_communes "${F2N_COMMUNES:-0}" --argjson f2n_mids "${#F2N_MID[@]}" --argjson f2n_rate "$(med f2n_rate)" \
+    --argjson f2n_p50 "$(med f2n_p50)" --argjson f2n_p99 "$(med f2n_p99)" --argjson f2n_max "$(med f2n_max)" \
+    --argjson f2n_missing "$(med f2n_missing)" --argjson f2n_hop1 "$(med f2n_hop1_p99)" \
+    --argjson f2n_top "$(mb "$(med f2n_top_hwm)")" --argjson f2n_mid "$(mb "$(med f2n_mid_hwm)")" \
     --argjson f3 "$F3_JSON" \
     --argjson f4_rows "$F4_ROWS" --argjson f4_s "$(med f4_seconds)" \
     --argjson f4_phwm "$(mb "$(med f4_parent_hwm)")" --argjson f4_chwm "$(mb "$(med f4_child_hwm)")" \
@@ -362,6 +434,9 @@ jq -n \
               target_ratio_to_copy: 0.33, target_ratio_to_logical_replication: 1.5},
       freshness_three_tiers: {communes: $f2_communes, writes_per_s: $f2_rate, p50_ms: $f2_p50, p99_ms: $f2_p99,
               max_ms: $f2_max, missing: $f2_missing},
+      freshness_three_tiers_nationwide: {communes: $f2n_communes, middle_nodes: $f2n_mids, records_per_s: $f2n_rate,
+              p50_ms: $f2n_p50, p99_ms: $f2n_p99, max_ms: $f2n_max, missing: $f2n_missing,
+              first_hop_p99_ms: $f2n_hop1, top_peak_mb: $f2n_top, middle_peak_mb: $f2n_mid, target_p99_ms: 500},
       one_parent: $f3,
       catch_up: {rows: $f4_rows, seconds: $f4_s, parent_peak_mb: $f4_phwm, commune_peak_mb: $f4_chwm, target_seconds: 60},
       daemon_cost: {idle_commune_rss_mb: $f5_c, idle_commune_rss_max_mb: $f5_cmax,
@@ -379,6 +454,13 @@ row "   lienthong / COPY" "$(med f1_ratio_copy)" ">= 0.33"
 row "   lienthong / logical replication" "$(med f1_ratio_lr)" ">= 1.5"
 row "2. freshness, 3 tiers, ${#F2_COMM[@]} communes x $F2_RATE writes/s: p50 ms" "$(med f2_p50)" ""
 row "   p99 ms / max ms" "$(med f2_p99) / $(med f2_max)" "p99 < 500"
+if [ -s "$M/f2n_p99" ]; then
+    row "2. freshness, 3 tiers, $F2N_COMMUNES communes x 1 delta/s: p50 ms" "$(med f2n_p50)" ""
+    row "   p99 ms / max ms (made at the commune -> top commit)" "$(med f2n_p99) / $(med f2n_max)" "p99 < 500"
+    row "   records/s made / not at the top" "$(med f2n_rate) / $(med f2n_missing)" "$F2N_COMMUNES / 0"
+    row "   first hop p99 ms (worst middle node)" "$(med f2n_hop1_p99)" ""
+    row "   peak RSS MB: top / largest of ${#F2N_MID[@]} middle daemons" "$(mb "$(med f2n_top_hwm)") / $(mb "$(med f2n_mid_hwm)")" "< 256"
+fi
 for l in $N79 $NALL; do
     for sec in $SECURITIES; do
         k=f3_${l}_${sec}_steady

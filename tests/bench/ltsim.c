@@ -2,7 +2,7 @@
  * ltsim.c — load for `make bench` (tests/bench/bench.sh).
  *
  *   ltsim run ENDPOINT UNITS_FILE [--rate R] [--seconds S] [--backlog M] [--batch N]
- *             [--inflight K] [--period P] [--element E] [--tag T] [--drain S]
+ *             [--inflight K] [--period P] [--element E] [--tag T] [--drain S] [--dump FILE]
  *       Many communes against one real parent, each its own DEALER socket (so its
  *       own connection and session), speaking protocol v1 with the project's codec
  *       (common/wire.h): HELLO, WELCOME, then BATCHes of value records, each commune
@@ -16,6 +16,10 @@
  *       commune's own database. Records still unacknowledged when the drain time
  *       runs out count with their age at that moment ("unacked" says how many), so
  *       the percentiles are then lower bounds. Prints one JSON object.
+ *
+ *       With --dump FILE, every record made is written there as "UNIT<TAB>DISAGG<TAB>T",
+ *       T its making time in unix seconds: bench.sh joins it with commit times further
+ *       up the tree, where the ACK of the first hop says nothing.
  *
  *       With --curve PARENT_PUBLIC_KEY_FILE each commune uses its own CURVE key pair,
  *       from UNITS_FILE lines "UNIT PUBLIC SECRET" (as `ltsim keys` writes them).
@@ -479,6 +483,30 @@ static int all_streaming(const sim_t *s)
     return 1;
 }
 
+/* --dump: making times are monotonic; the wall clock's offset to it turns them into
+   unix seconds comparable with PostgreSQL's commit timestamps on this machine. */
+static int dump_made(const sim_t *s, const char *path)
+{
+    struct timespec rt;
+    FILE *f = fopen(path, "w");
+
+    if (!f) {
+        log_error("--dump %s: %s", path, strerror(errno));
+        return -1;
+    }
+    clock_gettime(CLOCK_REALTIME, &rt);
+    double off = (double)rt.tv_sec + rt.tv_nsec / 1e9 - (double)now_us() / 1e6;
+    for (int i = 0; i < s->n; i++)
+        for (uint64_t q = 1; q <= s->c[i].made; q++)
+            fprintf(f, "%s\t%s=%" PRIu64 "\t%.6f\n", s->c[i].unit, s->tag, q,
+                    (double)s->c[i].made_us[q - 1] / 1e6 + off);
+    if (fclose(f) != 0) {
+        log_error("--dump %s: %s", path, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
 static int cmd_run(int argc, char **argv)
 {
     static sim_t s;
@@ -496,6 +524,7 @@ static int cmd_run(int argc, char **argv)
     s.element = opt(argc, argv, "--element", "CHILD_INJURIES");
     s.tag = opt(argc, argv, "--tag", "sim");
     s.drain = atof(opt(argc, argv, "--drain", "120"));
+    const char *dump = opt(argc, argv, "--dump", NULL);
     const char *curve = opt(argc, argv, "--curve", NULL);
     if (curve) {
         FILE *kf = fopen(curve, "r");
@@ -585,6 +614,8 @@ static int cmd_run(int argc, char **argv)
            span > 0 ? (double)s.acked_records / span : 0, pct_ms(s.lat_us, s.nlat, 0.50),
            pct_ms(s.lat_us, s.nlat, 0.99), s.nlat ? s.lat_us[s.nlat - 1] / 1000.0 : -1, s.sent_batches,
            s.hellos, s.errors, s.busy, s.resumes, s.timeouts, s.rejects, s.send_blocked);
+    if (dump && dump_made(&s, dump) != 0)
+        return 2;
     for (int i = 0; i < s.n; i++) {
         zmq_close(s.c[i].sock);
         free(s.c[i].made_us);
@@ -756,7 +787,7 @@ static int cmd_wait(int argc, char **argv)
 static void usage(void)
 {
     fprintf(stderr, "usage: ltsim run ENDPOINT UNITS_FILE (--rate R --seconds S | --backlog M) [--batch N]\n"
-                    "                 [--inflight K] [--period P] [--element E] [--tag T] [--drain S]\n"
+                    "                 [--inflight K] [--period P] [--element E] [--tag T] [--drain S] [--dump FILE]\n"
                     "                 [--curve PARENT_PUBLIC_KEY_FILE]\n"
                     "       ltsim keys UNITS_FILE\n"
                     "       ltsim write UNITS_CONNINFO_FILE [--rate R] [--seconds S] [--period P]\n"
