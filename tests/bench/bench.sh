@@ -289,6 +289,11 @@ done
 for u in $F2N_TOP "${F2N_MID[@]}"; do net_start "$u"; done
 wait_streaming "${F2N_MID[@]}"
 for r in $(seq 1 "$RUNS"); do
+    if [ "$r" -gt 1 ]; then # the simulated communes start again at seq 1: their links are forgotten
+        for m in "${F2N_MID[@]}"; do net_kill "$m"; net_psql "$m" "DELETE FROM lt.child_link" >/dev/null; done
+        for m in "${F2N_MID[@]}"; do net_start "$m"; done
+        wait_streaming "${F2N_MID[@]}"
+    fi
     checkpoint
     pids=()
     for m in "${F2N_MID[@]}"; do
@@ -300,6 +305,7 @@ for r in $(seq 1 "$RUNS"); do
     for p in "${pids[@]}"; do wait "$p"; done
     SIM_PIDS=()
     made=$(cat "$NET_DIR"/f2n_*."$r".json | jq -s 'map(.made) | add')
+    [ "$made" -gt 0 ] 2>/dev/null || { say "  run $r: ltsim made nothing (see $NET_DIR/ltsim.log)"; continue; }
     hop1_p99=$(cat "$NET_DIR"/f2n_*."$r".json | jq -s 'map(.lat_p99_ms) | max')
     "$SIM" wait "$(node_conn $F2N_TOP)" "SELECT count(*) FROM lt.data_value WHERE disagg LIKE 'n$r=%'" "$made" 120 >/dev/null \
         || say "  not every record reached the top"
